@@ -1,0 +1,183 @@
+"""prviz settings: the one place the environment is read.
+
+`Settings.from_env()` is called by `prviz/definitions.py` (when Dagster loads the code location)
+and by the command line, never by assets or at import. Everything else receives a `Settings`
+(or the plain `JobConfig` derived from it, which is what travels to a Spark cluster).
+"""
+
+import datetime as dt
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+ENVIRONMENTS = ("local", "aws")
+DEFAULT_START_DATE = "2025-01-01"
+DEFAULT_JSON_SCORE_PATH = "$.predictions[*].score"
+DEFAULT_LABEL_WINDOW_DAYS = 7
+DEFAULT_THIN_POINTS = 200
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message says which and what to do."""
+
+
+def _parse_date(name: str, value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"{name}={value!r} is not a date: use YYYY-MM-DD") from None
+
+
+def _parse_int(name: str, value: str, minimum: int, maximum: int) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise ConfigError(f"{name}={value!r} is not a whole number") from None
+    if not minimum <= number <= maximum:
+        raise ConfigError(f"{name}={number} is out of range [{minimum}, {maximum}]")
+    return number
+
+
+def _parse_list(value: str | None) -> tuple[str, ...]:
+    if not value:
+        return ()
+    return tuple(sorted({item.strip() for item in value.split(",") if item.strip()}))
+
+
+def _as_uri(value: str) -> str:
+    """A local path becomes an absolute path; `s3://…` stays as it is."""
+    if "://" in value:
+        return value.rstrip("/")
+    return str(Path(value).expanduser().resolve())
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    """What the Spark job needs to compute a range of days: plain values, JSON-serialisable.
+
+    This is what is sent to the Spark application (in process, or on EMR through Pipes extras).
+    """
+
+    capture_uri: str
+    ground_truth_uri: str
+    lake_uri: str
+    label_window_days: int = DEFAULT_LABEL_WINDOW_DAYS
+    csv_score_column: int = 0
+    json_score_path: str = DEFAULT_JSON_SCORE_PATH
+    score_decimals: int | None = None
+    endpoints: tuple[str, ...] = ()
+    variants: tuple[str, ...] = ()
+    thin_points: int = DEFAULT_THIN_POINTS
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> "JobConfig":
+        values = dict(data)
+        for key in ("endpoints", "variants"):
+            values[key] = tuple(values.get(key) or ())
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str = "local"
+    home: str = field(default_factory=lambda: _as_uri("var"))
+    capture_uri: str = ""
+    ground_truth_uri: str = ""
+    lake_uri: str = ""
+    dagster_home: str = ""
+    start_date: dt.date = dt.date.fromisoformat(DEFAULT_START_DATE)
+    label_window_days: int = DEFAULT_LABEL_WINDOW_DAYS
+    csv_score_column: int = 0
+    json_score_path: str = DEFAULT_JSON_SCORE_PATH
+    score_decimals: int | None = None
+    endpoints: tuple[str, ...] = ()
+    variants: tuple[str, ...] = ()
+    thin_points: int = DEFAULT_THIN_POINTS
+
+    def __post_init__(self) -> None:
+        if self.env not in ENVIRONMENTS:
+            raise ConfigError(f"PRVIZ_ENV={self.env!r}: use one of {', '.join(ENVIRONMENTS)}")
+        home = self.home
+        defaults = {
+            "capture_uri": f"{home}/capture",
+            "ground_truth_uri": f"{home}/ground-truth",
+            "lake_uri": f"{home}/lake",
+            "dagster_home": f"{home}/dagster_home",
+        }
+        for name, default in defaults.items():
+            if not getattr(self, name):
+                object.__setattr__(self, name, default)
+        if not self.json_score_path.startswith("$"):
+            raise ConfigError(
+                f"PRVIZ_JSON_SCORE_PATH={self.json_score_path!r} must be a JSONPath starting "
+                "with '$', e.g. $.predictions[*].score"
+            )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+        """Read every PRVIZ_* variable; unset ones take their defaults."""
+        env = os.environ if environ is None else environ
+        decimals = env.get("PRVIZ_SCORE_DECIMALS", "").strip()
+        return cls(
+            env=env.get("PRVIZ_ENV", "local").strip().lower() or "local",
+            home=_as_uri(env.get("PRVIZ_HOME", "var")),
+            capture_uri=_as_uri(env["PRVIZ_CAPTURE_URI"]) if env.get("PRVIZ_CAPTURE_URI") else "",
+            ground_truth_uri=(
+                _as_uri(env["PRVIZ_GROUND_TRUTH_URI"]) if env.get("PRVIZ_GROUND_TRUTH_URI") else ""
+            ),
+            lake_uri=_as_uri(env["PRVIZ_LAKE_URI"]) if env.get("PRVIZ_LAKE_URI") else "",
+            dagster_home=env.get("DAGSTER_HOME", ""),
+            start_date=_parse_date(
+                "PRVIZ_START_DATE", env.get("PRVIZ_START_DATE", DEFAULT_START_DATE)
+            ),
+            label_window_days=_parse_int(
+                "PRVIZ_LABEL_WINDOW_DAYS",
+                env.get("PRVIZ_LABEL_WINDOW_DAYS", str(DEFAULT_LABEL_WINDOW_DAYS)),
+                0,
+                90,
+            ),
+            csv_score_column=_parse_int(
+                "PRVIZ_CSV_SCORE_COLUMN", env.get("PRVIZ_CSV_SCORE_COLUMN", "0"), 0, 10_000
+            ),
+            json_score_path=env.get("PRVIZ_JSON_SCORE_PATH", DEFAULT_JSON_SCORE_PATH),
+            score_decimals=(
+                _parse_int("PRVIZ_SCORE_DECIMALS", decimals, 0, 12) if decimals else None
+            ),
+            endpoints=_parse_list(env.get("PRVIZ_ENDPOINTS")),
+            variants=_parse_list(env.get("PRVIZ_VARIANTS")),
+            thin_points=_parse_int(
+                "PRVIZ_THIN_POINTS",
+                env.get("PRVIZ_THIN_POINTS", str(DEFAULT_THIN_POINTS)),
+                3,
+                10_000,
+            ),
+        )
+
+    def with_home(self, home: str | Path) -> "Settings":
+        """The same settings rooted at another home (every default URI moves with it)."""
+        return replace(
+            self,
+            home=_as_uri(str(home)),
+            capture_uri="",
+            ground_truth_uri="",
+            lake_uri="",
+            dagster_home="",
+        )
+
+    def job_config(self) -> JobConfig:
+        return JobConfig(
+            capture_uri=self.capture_uri,
+            ground_truth_uri=self.ground_truth_uri,
+            lake_uri=self.lake_uri,
+            label_window_days=self.label_window_days,
+            csv_score_column=self.csv_score_column,
+            json_score_path=self.json_score_path,
+            score_decimals=self.score_decimals,
+            endpoints=self.endpoints,
+            variants=self.variants,
+            thin_points=self.thin_points,
+        )

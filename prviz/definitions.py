@@ -1,0 +1,58 @@
+"""The prviz code location: every asset, resource and schedule, wired for one environment.
+
+`PRVIZ_ENV` (local by default) is read here and only here, when Dagster loads the code location
+(`@dg.definitions` defers it: importing this module reads nothing and starts nothing).
+"""
+
+import dagster as dg
+
+from prviz.capture.assets import build_source_assets
+from prviz.config import ConfigError, Settings
+from prviz.curves.assets import build_curve_assets
+from prviz.partitions import daily_partitions
+from prviz.publish.assets import build_publish_assets
+from prviz.resources import PipelineResource
+from prviz.spark.assets import build_spark_stages
+from prviz.spark.resources import LocalSparkRunner
+
+DAILY_JOB = "daily_pr_job"
+
+
+def build_assets(settings: Settings) -> list:
+    partitions = daily_partitions(settings.start_date)
+    return [
+        *build_source_assets(partitions),
+        build_spark_stages(partitions),
+        *build_curve_assets(partitions),
+        *build_publish_assets(partitions),
+    ]
+
+
+def build_resources(settings: Settings) -> dict:
+    if settings.env == "aws":
+        raise ConfigError(
+            "PRVIZ_ENV=aws needs the EMR runner and the QuickSight publisher, which are not "
+            "built yet (issues #4 and #6); use PRVIZ_ENV=local"
+        )
+    return {"pipeline": PipelineResource.from_settings(settings), "spark": LocalSparkRunner()}
+
+
+def build_definitions(settings: Settings) -> dg.Definitions:
+    assets = build_assets(settings)
+    daily_job = dg.define_asset_job(
+        DAILY_JOB,
+        selection=dg.AssetSelection.all()
+        - dg.AssetSelection.keys("sagemaker_data_capture", "model_monitor_ground_truth"),
+        partitions_def=daily_partitions(settings.start_date),
+        description="Captures -> curves -> dashboard for one day (or a range, in one run).",
+    )
+    return dg.Definitions(
+        assets=assets,
+        jobs=[daily_job],
+        resources=build_resources(settings),
+    )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return build_definitions(Settings.from_env())

@@ -1,0 +1,80 @@
+"""Publication: the embedded read-only dashboard (local default).
+
+The page is rebuilt from the lake after every run, so it always shows every day there is.
+The QuickSight dataset and dashboard (aws mode) are issue #4.
+"""
+
+import datetime as dt
+
+import dagster as dg
+import pandas as pd
+
+from prviz.lake.store import Lake
+from prviz.resources import PipelineResource
+
+DASHBOARD_PATH = "dashboard/index.html"
+
+
+def _frame(lake: Lake, dataset: str) -> pd.DataFrame:
+    table = lake.read_dataset(dataset)
+    return table.to_pandas() if table is not None else pd.DataFrame()
+
+
+def quarantine_counts(lake: Lake) -> pd.DataFrame:
+    frames = []
+    for dataset, source in (
+        ("quarantine_captures", "capture"),
+        ("quarantine_labels", "ground_truth"),
+    ):
+        table = lake.read_dataset(dataset, columns=["reason"])
+        if table is not None and table.num_rows:
+            frame = table.to_pandas()
+            counts = frame.groupby(["dt", "reason"]).size().reset_index(name="n")
+            frames.append(counts.assign(source=source))
+    if not frames:
+        return pd.DataFrame(columns=["dt", "source", "reason", "n"])
+    return pd.concat(frames, ignore_index=True)[["dt", "source", "reason", "n"]]
+
+
+def build_dashboard(lake: Lake, now: dt.datetime | None = None) -> tuple[str, dict]:
+    """Render the page from everything in the lake and write it; returns (uri, figures)."""
+    from prviz.publish.dashboard import render_dashboard
+
+    summary = _frame(lake, "pr_summary")
+    html = render_dashboard(
+        summary=summary,
+        points=_frame(lake, "pr_curve_points_thin"),
+        summary_7d=_frame(lake, "pr_curves_7d_summary"),
+        points_7d=_frame(lake, "pr_curves_7d_points_thin"),
+        quarantine=quarantine_counts(lake),
+        refreshed_at=now or dt.datetime.now(dt.UTC),
+    )
+    uri = lake.write_bytes(DASHBOARD_PATH, html.encode("utf-8"))
+    days = sorted(summary["dt"].unique()) if not summary.empty else []
+    return uri, {"days": len(days), "bytes": len(html.encode("utf-8"))}
+
+
+def build_publish_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+    @dg.asset(
+        name="pr_dashboard",
+        group_name="publish",
+        partitions_def=partitions_def,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        deps=["pr_curves", "pr_curves_7d"],
+        kinds={"html"},
+        description="The read-only precision-recall dashboard: a self-contained HTML page in the "
+        "lake (dashboard/index.html), rebuilt after each run; `prviz serve` serves it on "
+        "127.0.0.1.",
+    )
+    def pr_dashboard(context: dg.AssetExecutionContext, pipeline: PipelineResource):
+        uri, figures = build_dashboard(pipeline.lake())
+        context.log.info(f"dashboard written to {uri} ({figures['days']} days)")
+        return dg.MaterializeResult(
+            metadata={
+                "dashboard": dg.MetadataValue.path(uri.removeprefix("file://")),
+                "days_shown": figures["days"],
+                "page_bytes": figures["bytes"],
+            }
+        )
+
+    return [pr_dashboard]
