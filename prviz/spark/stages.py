@@ -42,6 +42,7 @@ CAPTURE_SCHEMA = T.StructType(
             ),
         ),
         T.StructField("eventVersion", T.StringType()),
+        T.StructField("_corrupt_record", T.StringType()),
     ]
 )
 GROUND_TRUTH_SCHEMA = T.StructType(
@@ -54,8 +55,20 @@ GROUND_TRUTH_SCHEMA = T.StructType(
         ),
         T.StructField("eventMetadata", T.StructType([T.StructField("eventId", T.StringType())])),
         T.StructField("eventVersion", T.StringType()),
+        T.StructField("_corrupt_record", T.StringType()),
     ]
 )
+# Spark >= 3.4 returns *partial* results for a malformed line unless a corrupt-record column is
+# asked for; with it, any line that is not valid JSON of the schema's shape is flagged whole.
+_JSON_OPTIONS = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": "_corrupt_record"}
+
+
+def _unreadable(line: Column) -> Column:
+    """Why a flagged line could not be read: not JSON at all, or JSON of another shape."""
+    return F.when(F.get_json_object(line, "$").isNull(), "malformed_json").otherwise(
+        "schema_mismatch"
+    )
+
 
 # {capture_root}/{endpoint}/{variant}/yyyy/mm/dd/hh/{file}.jsonl
 CAPTURE_PATH = r"/([^/]+)/([^/]+)/(\d{4})/(\d{2})/(\d{2})/(\d{2})/[^/]+$"
@@ -136,7 +149,7 @@ def parse_captures(
     for quarantined rows). `dt`/`hour`/`endpoint`/`variant` come from the file's folder.
     """
     path = F.col("source_file")
-    rec = F.from_json(F.col("line"), CAPTURE_SCHEMA)
+    rec = F.from_json(F.col("line"), CAPTURE_SCHEMA, _JSON_OPTIONS)
     df = lines.where(F.trim(F.col("line")) != "").select(
         "line",
         "source_file",
@@ -166,12 +179,7 @@ def parse_captures(
     df = df.withColumn("inference_time", _timestamp(F.col("__t")))
     enc = F.upper(F.trim(out["encoding"]))
     reason = (
-        F.when(
-            F.col("rec.captureData").isNull() & meta.isNull(),
-            F.when(F.get_json_object("line", "$").isNull(), "malformed_json").otherwise(
-                "missing_fields"
-            ),
-        )
+        F.when(F.col("rec._corrupt_record").isNotNull(), _unreadable(F.col("line")))
         .when(F.col("rec.captureData.endpointOutput").isNull(), "missing_fields")
         .when(F.coalesce(meta["inferenceId"], meta["eventId"]).isNull(), "missing_event_id")
         .when(out["data"].isNull(), "missing_score")
@@ -243,7 +251,7 @@ def parse_ground_truth(lines: DataFrame) -> DataFrame:
     (the normalised label values, for duplicate/conflict detection), line (quarantined only).
     """
     path = F.col("source_file")
-    rec = F.from_json(F.col("line"), GROUND_TRUTH_SCHEMA)
+    rec = F.from_json(F.col("line"), GROUND_TRUTH_SCHEMA, _JSON_OPTIONS)
     df = lines.where(F.trim(F.col("line")) != "").select(
         "line",
         "source_file",
@@ -269,12 +277,8 @@ def parse_ground_truth(lines: DataFrame) -> DataFrame:
     )
     enc = F.upper(F.trim(gt["encoding"]))
     reason = (
-        F.when(
-            gt.isNull() & F.col("rec.eventMetadata").isNull(),
-            F.when(F.get_json_object("line", "$").isNull(), "malformed_json").otherwise(
-                "missing_fields"
-            ),
-        )
+        F.when(F.col("rec._corrupt_record").isNotNull(), _unreadable(F.col("line")))
+        .when(gt.isNull(), "missing_fields")
         .when(F.col("rec.eventMetadata.eventId").isNull(), "missing_event_id")
         .when(gt["data"].isNull(), "missing_label")
         .when(~enc.isin("CSV", "JSON", "BASE64") | enc.isNull(), "unknown_encoding")

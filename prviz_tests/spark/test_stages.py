@@ -41,6 +41,7 @@ BAD = {
                                         event_id="e-bad6"),
     "bad_inference_time": capture("0.5", event_id="e-bad7", time="yesterday"),
     "missing_fields": '{"foo": 1}',
+    "schema_mismatch": '{"captureData": "not an object", "eventMetadata": {"eventId": "e-bad8"}}',
     "missing_event_id": capture("0.5", event_id=None),
 }  # fmt: skip
 
@@ -54,7 +55,9 @@ def data(tmp_path_factory):
     label_file(gt, DAY, 12, "a.jsonl", [label("txn-1", "1")])
     label_file(gt, DAY, 20, "b.jsonl", [label("e-8", "2"), '{"groundTruthData": {"da'])
     label_file(gt, "2025-01-16", 0, "a.jsonl", [label("e-2", "0"), label("zzz", "1")])
-    label_file(gt, "2025-01-16", 1, "b.jsonl", [label("e-3", "0"), label("e-4", b64("1"), "BASE64")])
+    label_file(
+        gt, "2025-01-16", 1, "b.jsonl", [label("e-3", "0"), label("e-4", b64("1"), "BASE64")]
+    )
     label_file(gt, "2025-01-17", 5, "a.jsonl", [label("e-2", "0"), label("txn-5", "0\n1\n1")])
     label_file(gt, "2025-01-18", 3, "a.jsonl", [label("e-3", "1"), label("e-7", "1")])
     label_file(gt, "2025-01-23", 0, "late.jsonl", [label("e-6", "1")])  # D+8: outside the window
