@@ -32,7 +32,7 @@ The mix (all rates are per record, drawn independently with the seeded RNG):
 * ``bad_fraction`` of records are broken on purpose; the reason is uniform over
   :data:`BAD_REASONS`: ``malformed_json`` (the line is cut at 30-90 % of its length),
   ``unknown_encoding`` (``endpointOutput.encoding`` is ``"UTF16"``), ``unparseable_score``
-  (the score is ``NaN?`` or empty: CSV output ``"NaN?"``/``""``, JSON output
+  (the score is ``NaN?`` or ``n/a``: CSV output ``"NaN?"``/``"n/a"``, JSON output
   ``{"predictions":[{"score":"NaN?"}]}``), ``missing_score`` (a JSON record whose output is
   ``{"predictions":[]}``). A bad record is never a mini-batch, yields no prediction and
   gets no label.
@@ -330,7 +330,7 @@ def _bad_line(
     """A deliberately bad capture line; ``rest`` = eventId + inferenceId + time + end."""
     fmt, is_b64 = code % 2, code >= 2
     if reason == 2:  # unparseable_score
-        bad = "NaN?" if alt else ""
+        bad = "NaN?" if alt else "n/a"
         raw_in, raw_out = _raw_payloads(fmt, [feat], ['"' + bad + '"' if fmt else bad])
     elif reason == 3:  # missing_score
         raw_in, raw_out = _raw_payloads(1, [feat], [])

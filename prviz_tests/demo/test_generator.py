@@ -347,14 +347,14 @@ def test_bad_lines_are_what_they_claim(demo):
                 seen["utf16"] += 1
             if "NaN?" in line:
                 seen["nan"] += 1
-            if '"data":""' in line:
-                seen["empty"] += 1
+            if '"data":"n/a"' in line or '\\"score\\":\\"n/a\\"' in line:
+                seen["n/a"] += 1
             if '\\"predictions\\":[]' in line:
                 seen["empty_list"] += 1
     totals = report.totals()
     assert seen["utf16"] == totals["bad_records.unknown_encoding"]
     assert seen["empty_list"] > 0
-    assert seen["nan"] > 0 and seen["empty"] > 0
+    assert seen["nan"] > 0 and seen["n/a"] > 0
 
 
 def test_minibatches_and_their_labels(demo):
