@@ -8,6 +8,8 @@ import os
 import re
 import shutil
 import subprocess
+import warnings
+from pathlib import Path
 
 MIN_JAVA = 17
 
@@ -64,11 +66,20 @@ def java_version() -> int:
 def local_session(app_name: str = "prviz", master: str = "local[*]"):
     """The process's local SparkSession (created on first use, with prviz's settings)."""
     java_version()
-    from pyspark.sql import SparkSession
+    log_config = Path(__file__).with_name("log4j2.properties")
+    conf = {
+        **LOCAL_SPARK_CONF,
+        "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile=file:{log_config}",
+    }
+    with warnings.catch_warnings():
+        # pyspark 4.x warns that it is not tested with pandas 3 (we use Arrow, tested here):
+        # keep it out of users' terminals
+        warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
+        from pyspark.sql import SparkSession
 
-    builder = SparkSession.builder.master(master).appName(app_name)
-    for key, value in LOCAL_SPARK_CONF.items():
-        builder = builder.config(key, value)
-    spark = builder.getOrCreate()
+        builder = SparkSession.builder.master(master).appName(app_name)
+        for key, value in conf.items():
+            builder = builder.config(key, value)
+        spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     return spark
