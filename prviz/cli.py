@@ -87,6 +87,19 @@ def cmd_demo_data(args) -> int:
     return 0
 
 
+def _ensure_dagster_home(home: Path) -> None:
+    """Create prviz's own Dagster home on first use (telemetry off: a local tool stays quiet).
+
+    An existing dagster.yaml is never touched.
+    """
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text(
+            "# written by prviz on first use; edit freely\ntelemetry:\n  enabled: false\n"
+        )
+
+
 def run_backfill(settings, start: dt.date, end: dt.date) -> None:
     """Materialize every asset for [start, end] in one run against the local Dagster instance."""
     import dagster as dg
@@ -103,7 +116,7 @@ def run_backfill(settings, start: dt.date, end: dt.date) -> None:
         )
     java_version()
     os.environ.setdefault("DAGSTER_HOME", settings.dagster_home)
-    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    _ensure_dagster_home(Path(os.environ["DAGSTER_HOME"]))
     defs = build_definitions(settings)
     instance = dg.DagsterInstance.get()
     job = defs.resolve_job_def("daily_pr_job")
@@ -318,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    for noisy in ("py4j", "botocore", "urllib3", "matplotlib"):
+    for noisy in ("py4j", "botocore", "urllib3", "matplotlib", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         return args.func(args)

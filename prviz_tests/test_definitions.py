@@ -10,7 +10,7 @@ from prviz.definitions import build_definitions
 
 ASSETS = {
     "sagemaker_data_capture", "model_monitor_ground_truth", "predictions", "labeled_predictions",
-    "score_counts", "pr_curves", "pr_curves_7d", "pr_dashboard",
+    "score_counts", "pr_curves", "pr_curves_7d", "quicksight_dataset", "pr_dashboard",
 }  # fmt: skip
 
 
@@ -34,7 +34,8 @@ def test_lineage_is_one_graph_from_captures_to_dashboard(tmp_path):
     assert parents("score_counts") == {"labeled_predictions"}
     assert parents("pr_curves") == {"score_counts"}
     assert parents("pr_curves_7d") == {"score_counts"}
-    assert parents("pr_dashboard") == {"pr_curves", "pr_curves_7d"}
+    assert parents("quicksight_dataset") == {"pr_curves"}
+    assert parents("pr_dashboard") == {"quicksight_dataset", "pr_curves_7d"}
 
 
 def test_daily_utc_partitions_start_at_the_configured_date(tmp_path):

@@ -76,12 +76,12 @@ def test_one_run_one_spark_application_for_the_range(range_run, instance):
     runs = instance.get_runs()
     assert len(runs) == 1
     planned = {s.step_key for s in range_run.get_step_success_events()}
-    assert planned == {"spark_stages", "pr_curves_7d", "pr_dashboard"}
+    assert planned == {"spark_stages", "pr_curves_7d", "quicksight_dataset", "pr_dashboard"}
 
 
 def test_each_day_has_its_own_materialization_and_figures(range_run, instance, demo):
     for key in ("predictions", "labeled_predictions", "score_counts", "pr_curves", "pr_curves_7d",
-                "pr_dashboard"):  # fmt: skip
+                "quicksight_dataset", "pr_dashboard"):  # fmt: skip
         assert set(_materializations(instance, key)) == set(DAYS), key
     predictions = _materializations(instance, "predictions")
     for day in DAYS:
@@ -173,6 +173,18 @@ def test_seven_day_curve_merges_daily_counts(lake):
         assert abs(summary.loc[variant, "average_precision"] - expected) <= 1e-12
     expected_all = average_precision_score(union.label.astype(int), union.score)
     assert abs(summary.loc["__all__", "average_precision"] - expected_all) <= 1e-12
+
+
+def test_quicksight_csv_and_manifests_are_written_for_every_day(lake):
+    import json
+
+    manifest = json.loads(lake.read_bytes("quicksight/manifests/pr_summary.json"))
+    assert manifest["globalUploadSettings"]["format"] == "CSV"
+    for day in DAYS:
+        csv_text = lake.read_bytes(f"quicksight/pr_summary/dt={day}/part.csv").decode()
+        rows = csv_text.strip().splitlines()
+        assert rows[0].startswith("dt,endpoint,variant")
+        assert len(rows) - 1 == lake.read_partition("pr_summary", day).num_rows
 
 
 def test_dashboard_page_is_written_with_every_day(lake):

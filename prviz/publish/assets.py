@@ -1,7 +1,9 @@
-"""Publication: the embedded read-only dashboard (local default).
+"""Publication: the QuickSight-ready dataset and the read-only dashboard.
 
-The page is rebuilt from the lake after every run, so it always shows every day there is.
-The QuickSight dataset and dashboard (aws mode) are issue #4.
+`quicksight_dataset` writes CSV copies of the curves and summaries plus QuickSight S3 manifests
+for the run's days (and, in aws mode, refreshes the SPICE dataset once per run: a backfill is
+one ingestion). `pr_dashboard` rebuilds the self-contained page from the lake after every run,
+so it always shows every day there is.
 """
 
 import datetime as dt
@@ -10,6 +12,7 @@ import dagster as dg
 import pandas as pd
 
 from prviz.lake.store import Lake
+from prviz.partitions import partition_days
 from prviz.resources import PipelineResource
 
 DASHBOARD_PATH = "dashboard/index.html"
@@ -56,11 +59,41 @@ def build_dashboard(lake: Lake, now: dt.datetime | None = None) -> tuple[str, di
 
 def build_publish_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
     @dg.asset(
+        name="quicksight_dataset",
+        group_name="publish",
+        partitions_def=partitions_def,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        deps=["pr_curves"],
+        kinds={"csv", "quicksight"},
+        description="CSV copies of pr_summary and the thinned curves under quicksight/ in the "
+        "lake, with QuickSight S3 manifests (URI prefixes: a new day needs no manifest change); "
+        "in aws mode the SPICE dataset is refreshed once per run.",
+    )
+    def quicksight_dataset(context: dg.AssetExecutionContext, pipeline: PipelineResource):
+        from prviz.publish.quicksight import LocalPublisher
+
+        days = partition_days(context)
+        summary = LocalPublisher(pipeline.lake()).publish(days)
+        for day in days:
+            rows = summary["rows_by_day"][day]
+            context.add_asset_metadata(
+                {f"rows/{name}": dg.MetadataValue.int(int(n)) for name, n in rows.items()},
+                partition_key=day,
+            )
+        return dg.MaterializeResult(
+            metadata={
+                "publisher": summary["publisher"],
+                "manifests": dg.MetadataValue.json(summary["manifests"]),
+                "run_days": len(days),
+            }
+        )
+
+    @dg.asset(
         name="pr_dashboard",
         group_name="publish",
         partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        deps=["pr_curves", "pr_curves_7d"],
+        deps=["quicksight_dataset", "pr_curves_7d"],
         kinds={"html"},
         description="The read-only precision-recall dashboard: a self-contained HTML page in the "
         "lake (dashboard/index.html), rebuilt after each run; `prviz serve` serves it on "
@@ -77,4 +110,4 @@ def build_publish_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.Ass
             }
         )
 
-    return [pr_dashboard]
+    return [quicksight_dataset, pr_dashboard]

@@ -117,13 +117,14 @@ def _score_strings(payload: Column, content_type: Column, csv_column: int, json_
     csv_scores = F.transform(
         csv_lines, lambda line: F.trim(F.element_at(F.split(line, ","), csv_column + 1))
     )
+    # The configured path first; a bare number or a bare list of numbers as a fallback. Spark
+    # inlines a column into every expression that references it, so each expensive function
+    # (get_json_object, from_json) is written to appear once per row: the value found is
+    # normalised to the text of a JSON array and parsed once.
     found = F.get_json_object(payload, json_path)
-    trimmed = F.trim(payload)
-    # The configured path first; a bare number or a bare list of numbers as a fallback.
-    values = F.when(found.isNotNull(), found).when(~trimmed.startswith("{"), trimmed)
-    json_scores = F.when(
-        values.startswith("["), F.from_json(values, T.ArrayType(T.StringType()))
-    ).when(values.isNotNull(), F.array(values))
+    bare = F.when(~F.ltrim(payload).startswith("{"), payload)
+    inner = F.regexp_replace(F.coalesce(found, bare), r"^\s*\[|\]\s*$", "")
+    json_scores = F.from_json(F.concat(F.lit("["), inner, F.lit("]")), T.ArrayType(T.StringType()))
     return (
         F.when(ctype.startswith("text/csv"), csv_scores)
         .when(ctype.contains("json"), json_scores)
