@@ -142,9 +142,8 @@ def print_summary(settings, start: dt.date, end: dt.date) -> None:
     import pandas as pd
 
     from prviz.lake.paths import day_range
-    from prviz.lake.store import Lake
 
-    lake = Lake(settings.lake_uri)
+    lake = settings.job_config().lake()
     days = day_range(start.isoformat(), end.isoformat())
     table, missing = lake.read_days("pr_summary", days)
     frames = []
@@ -190,10 +189,9 @@ def print_summary(settings, start: dt.date, end: dt.date) -> None:
 
 
 def _where(settings) -> None:
-    from prviz.lake.store import Lake
     from prviz.publish.assets import DASHBOARD_PATH
 
-    lake = Lake(settings.lake_uri)
+    lake = settings.job_config().lake()
     print("\nresults:")
     print(f"  lake:       {settings.lake_uri}  (pr_summary/, pr_curve_points/, score_counts/, …)")
     if lake.exists(lake.path(DASHBOARD_PATH)):
@@ -245,11 +243,10 @@ def cmd_summary(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    from prviz.lake.store import Lake
     from prviz.publish.server import serve
 
     settings = _settings()
-    lake = Lake(settings.lake_uri)
+    lake = settings.job_config().lake()
     if not lake.is_local:
         raise UserError("prviz serve serves a local lake; in aws mode use the QuickSight dashboard")
     folder = Path(lake.path("dashboard"))

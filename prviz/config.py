@@ -39,6 +39,16 @@ def _parse_int(name: str, value: str, minimum: int, maximum: int) -> int:
     return number
 
 
+def _parse_float(name: str, value: str, minimum: float, maximum: float) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigError(f"{name}={value!r} is not a number") from None
+    if not minimum <= number <= maximum:
+        raise ConfigError(f"{name}={number} is out of range [{minimum}, {maximum}]")
+    return number
+
+
 def _parse_list(value: str | None) -> tuple[str, ...]:
     if not value:
         return ()
@@ -50,6 +60,46 @@ def _as_uri(value: str) -> str:
     if "://" in value:
         return value.rstrip("/")
     return str(Path(value).expanduser().resolve())
+
+
+def _monitoring_from_env(env: Mapping[str, str]) -> dict:
+    """PRVIZ_* monitoring settings that are set; the rest keep MonitoringConfig's defaults."""
+    values: dict = {}
+    texts = {
+        "daily_run_time": "PRVIZ_DAILY_RUN_TIME",
+        "freshness_deadline": "PRVIZ_FRESHNESS_DEADLINE",
+        "ui_base_url": "PRVIZ_UI_BASE_URL",
+        "alert_log": "PRVIZ_ALERT_LOG",
+    }
+    lists = {
+        "freshness_assets": "PRVIZ_FRESHNESS_ASSETS",
+        "alert_channels": "PRVIZ_ALERT_CHANNELS",
+        "champion_variants": "PRVIZ_CHAMPION_VARIANTS",
+    }
+    fractions = {
+        "max_quarantine_rate": "PRVIZ_MAX_QUARANTINE_RATE",
+        "min_label_coverage": "PRVIZ_MIN_LABEL_COVERAGE",
+        "max_volume_change": "PRVIZ_MAX_VOLUME_CHANGE",
+        "max_ap_drop": "PRVIZ_MAX_AP_DROP",
+        "max_f1_drop": "PRVIZ_MAX_F1_DROP",
+    }
+    counts = {
+        "max_missing_capture_hours": ("PRVIZ_MAX_MISSING_CAPTURE_HOURS", 24),
+        "label_coverage_grace_days": ("PRVIZ_LABEL_COVERAGE_GRACE_DAYS", 90),
+    }
+    for field_name, var in texts.items():
+        if env.get(var, "").strip():
+            values[field_name] = env[var].strip()
+    for field_name, var in lists.items():
+        if env.get(var, "").strip():
+            values[field_name] = tuple(i.strip() for i in env[var].split(",") if i.strip())
+    for field_name, var in fractions.items():
+        if env.get(var, "").strip():
+            values[field_name] = _parse_float(var, env[var], 0.0, 1.0)
+    for field_name, (var, maximum) in counts.items():
+        if env.get(var, "").strip():
+            values[field_name] = _parse_int(var, env[var], 0, maximum)
+    return values
 
 
 @dataclass(frozen=True)
@@ -69,6 +119,8 @@ class JobConfig:
     endpoints: tuple[str, ...] = ()
     variants: tuple[str, ...] = ()
     thin_points: int = DEFAULT_THIN_POINTS
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -79,6 +131,14 @@ class JobConfig:
         for key in ("endpoints", "variants"):
             values[key] = tuple(values.get(key) or ())
         return cls(**values)
+
+    def lake(self):
+        """The lake these settings point at (credentials come from the standard AWS chain)."""
+        from prviz.lake.store import open_lake
+
+        return open_lake(
+            self.lake_uri, {"endpoint_url": self.s3_endpoint_url, "region": self.s3_region}
+        )
 
 
 @dataclass(frozen=True)
@@ -97,6 +157,23 @@ class Settings:
     endpoints: tuple[str, ...] = ()
     variants: tuple[str, ...] = ()
     thin_points: int = DEFAULT_THIN_POINTS
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    # monitoring (prviz/monitoring/config.py validates and documents them; unset = its default)
+    daily_run_time: str | None = None
+    freshness_deadline: str | None = None
+    freshness_assets: tuple[str, ...] | None = None
+    ui_base_url: str | None = None
+    alert_channels: tuple[str, ...] | None = None
+    alert_log: str | None = None
+    max_quarantine_rate: float | None = None
+    max_missing_capture_hours: int | None = None
+    min_label_coverage: float | None = None
+    label_coverage_grace_days: int | None = None
+    max_volume_change: float | None = None
+    max_ap_drop: float | None = None
+    max_f1_drop: float | None = None
+    champion_variants: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.env not in ENVIRONMENTS:
@@ -155,6 +232,11 @@ class Settings:
                 3,
                 10_000,
             ),
+            # an S3-compatible endpoint (MinIO, SeaweedFS, on-prem); unset = AWS. Keys never come
+            # through here: they stay with the standard AWS credential chain.
+            s3_endpoint_url=env.get("PRVIZ_S3_ENDPOINT_URL") or None,
+            s3_region=env.get("PRVIZ_S3_REGION") or None,
+            **_monitoring_from_env(env),
         )
 
     def with_home(self, home: str | Path) -> "Settings":
@@ -180,4 +262,6 @@ class Settings:
             endpoints=self.endpoints,
             variants=self.variants,
             thin_points=self.thin_points,
+            s3_endpoint_url=self.s3_endpoint_url,
+            s3_region=self.s3_region,
         )

@@ -9,6 +9,8 @@ import dagster as dg
 from prviz.capture.assets import build_source_assets
 from prviz.config import ConfigError, Settings
 from prviz.curves.assets import build_curve_assets
+from prviz.monitoring.config import MonitoringConfig
+from prviz.monitoring.definitions import build_monitoring
 from prviz.partitions import daily_partitions
 from prviz.publish.assets import build_publish_assets
 from prviz.resources import PipelineResource
@@ -46,10 +48,17 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         partitions_def=daily_partitions(settings.start_date),
         description="Captures -> curves -> dashboard for one day (or a range, in one run).",
     )
+    # cross-cutting policy in one visible place: schedule, freshness, quality checks, alerts
+    monitoring = build_monitoring(
+        MonitoringConfig.from_settings(settings), daily_partitions(settings.start_date), daily_job
+    )
     return dg.Definitions(
         assets=assets,
         jobs=[daily_job],
-        resources=build_resources(settings),
+        asset_checks=monitoring.asset_checks,
+        schedules=monitoring.schedules,
+        sensors=monitoring.sensors,
+        resources={**build_resources(settings), **monitoring.resources},
     )
 
 

@@ -22,6 +22,8 @@ class PipelineResource(dg.ConfigurableResource):
     endpoints: list[str] = []
     variants: list[str] = []
     thin_points: int = 200
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "PipelineResource":
@@ -37,6 +39,8 @@ class PipelineResource(dg.ConfigurableResource):
             endpoints=list(config.endpoints),
             variants=list(config.variants),
             thin_points=config.thin_points,
+            s3_endpoint_url=config.s3_endpoint_url,
+            s3_region=config.s3_region,
         )
 
     def job_config(self) -> JobConfig:
@@ -51,7 +55,9 @@ class PipelineResource(dg.ConfigurableResource):
             endpoints=tuple(self.endpoints),
             variants=tuple(self.variants),
             thin_points=self.thin_points,
+            s3_endpoint_url=self.s3_endpoint_url,
+            s3_region=self.s3_region,
         )
 
     def lake(self) -> Lake:
-        return Lake(self.lake_uri)
+        return self.job_config().lake()

@@ -135,7 +135,8 @@ def _read_lake(spark, lake: Lake, dataset: str, days: Sequence[str]):
             f"{dataset} is missing for {', '.join(missing)}: materialize {dataset} for "
             "those days first"
         )
-    paths = [lake.partition_uri(dataset, day) for day in days]
+    # exactly the committed version's files (on S3 a day's folder may briefly hold two versions)
+    paths = [uri for day in days for uri in lake.partition_file_uris(dataset, day)]
     return spark.read.option("basePath", lake.uri(dataset)).parquet(*paths)
 
 
@@ -398,7 +399,7 @@ def run_job(
     unknown = set(stages) - set(STAGES)
     if unknown:
         raise ValueError(f"unknown stages {sorted(unknown)}: choose from {', '.join(STAGES)}")
-    lake = Lake(config.lake_uri)
+    lake = config.lake()
     token = lake.new_staging_token()
     report: Report = {}
     try:
