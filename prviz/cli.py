@@ -257,6 +257,26 @@ def cmd_serve(args) -> int:
     return 0
 
 
+def _datetime(text: str) -> dt.datetime:
+    try:
+        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a time: use YYYY-MM-DDTHH:MM[:SS]Z"
+        ) from None
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def cmd_alerts_tick(args) -> int:
+    """One evaluation of freshness, late labels and alerts, at `--now` (default: now)."""
+    from prviz.monitoring.tick import tick_from_settings
+
+    result = tick_from_settings(_settings(), args.now, launch=not args.no_launch)
+    for line in result.lines():
+        print(line)
+    return 0
+
+
 def cmd_check_java(args) -> int:
     from prviz.spark.session import java_version
 
@@ -310,6 +330,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="serve the embedded dashboard on 127.0.0.1 (GET only)")
     p.add_argument("--port", type=int, default=8765)
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser(
+        "alerts-tick",
+        help="evaluate freshness, late labels and alerts once (see docs/operations.md)",
+    )
+    p.add_argument("--now", type=_datetime, default=None, help="evaluate as of this UTC time")
+    p.add_argument("--no-launch", action="store_true", help="list late-label recomputes only")
+    p.set_defaults(func=cmd_alerts_tick)
 
     p = sub.add_parser("check-java", help="check that Java 17+ is there for Spark")
     p.set_defaults(func=cmd_check_java)
