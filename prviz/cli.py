@@ -277,6 +277,35 @@ def cmd_alerts_tick(args) -> int:
     return 0
 
 
+def cmd_package(args) -> int:
+    """Build the Spark job's code for EMR (content-hashed) and upload it under {prefix}/code/."""
+    from prviz.packaging import PackagingError, build_package, upload_package
+
+    try:
+        paths = build_package(
+            args.out,
+            deps=not args.no_deps,
+            wheel=not args.no_wheel,
+            platform=args.platform,
+            wheelhouse=args.wheelhouse,
+        )
+        if not args.s3_prefix:
+            print(f"built in {args.out} (no --s3-prefix: nothing uploaded)")
+            return 0
+        import boto3
+
+        result = upload_package(paths, args.s3_prefix, boto3.client("s3", region_name=args.region))
+    except PackagingError as error:
+        raise UserError(str(error)) from error
+    print(
+        f"uploaded {', '.join(result.uploaded) or 'nothing'}; "
+        f"already there {', '.join(result.skipped) or 'nothing'}"
+    )
+    for name, uri in result.settings().items():
+        print(f"{name}={uri}")
+    return 0
+
+
 def cmd_check_java(args) -> int:
     from prviz.spark.session import java_version
 
@@ -338,6 +367,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--now", type=_datetime, default=None, help="evaluate as of this UTC time")
     p.add_argument("--no-launch", action="store_true", help="list late-label recomputes only")
     p.set_defaults(func=cmd_alerts_tick)
+
+    p = sub.add_parser("package", help="build the Spark job's code for EMR and upload it to S3")
+    p.add_argument("--s3-prefix", help="s3://bucket/prefix: upload to {prefix}/code/")
+    p.add_argument("--out", default="dist/emr", help="build folder (default dist/emr)")
+    p.add_argument("--platform", choices=("aarch64", "x86_64"), default="aarch64")
+    p.add_argument("--region", default=None, help="AWS region of the bucket")
+    p.add_argument("--wheelhouse", default=None, help="folder of wheels for an offline build")
+    p.add_argument("--no-deps", action="store_true", help="skip the dependency archive")
+    p.add_argument("--no-wheel", action="store_true", help="skip the prviz wheel")
+    p.set_defaults(func=cmd_package)
 
     p = sub.add_parser("check-java", help="check that Java 17+ is there for Spark")
     p.set_defaults(func=cmd_check_java)

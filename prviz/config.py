@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 ENVIRONMENTS = ("local", "aws")
+# settings of the Spark runners (prviz/spark/emr.py validates them; docs/deploy-aws.md §3)
+SPARK_OPTION_PREFIXES = ("PRVIZ_SPARK_", "PRVIZ_EMR_", "PRVIZ_CODE_", "PRVIZ_PIPES_", "PRVIZ_AWS_")
 DEFAULT_START_DATE = "2025-01-01"
 DEFAULT_JSON_SCORE_PATH = "$.predictions[*].score"
 DEFAULT_LABEL_WINDOW_DAYS = 7
@@ -159,6 +161,7 @@ class Settings:
     thin_points: int = DEFAULT_THIN_POINTS
     s3_endpoint_url: str | None = None
     s3_region: str | None = None
+    spark_options: tuple[tuple[str, str], ...] = ()
     # monitoring (prviz/monitoring/config.py validates and documents them; unset = its default)
     daily_run_time: str | None = None
     freshness_deadline: str | None = None
@@ -236,6 +239,9 @@ class Settings:
             # through here: they stay with the standard AWS credential chain.
             s3_endpoint_url=env.get("PRVIZ_S3_ENDPOINT_URL") or None,
             s3_region=env.get("PRVIZ_S3_REGION") or None,
+            spark_options=tuple(
+                sorted((k, v) for k, v in env.items() if k.startswith(SPARK_OPTION_PREFIXES))
+            ),
             **_monitoring_from_env(env),
         )
 

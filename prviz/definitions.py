@@ -7,15 +7,15 @@
 import dagster as dg
 
 from prviz.capture.assets import build_source_assets
-from prviz.config import ConfigError, Settings
+from prviz.config import Settings
 from prviz.curves.assets import build_curve_assets
 from prviz.monitoring.config import MonitoringConfig
 from prviz.monitoring.definitions import build_monitoring
 from prviz.partitions import daily_partitions
 from prviz.publish.assets import build_publish_assets
+from prviz.publish.resources import PublisherResource, aws_publisher
 from prviz.resources import PipelineResource
 from prviz.spark.assets import build_spark_stages
-from prviz.spark.resources import LocalSparkRunner
 
 DAILY_JOB = "daily_pr_job"
 
@@ -31,12 +31,14 @@ def build_assets(settings: Settings) -> list:
 
 
 def build_resources(settings: Settings) -> dict:
-    if settings.env == "aws":
-        raise ConfigError(
-            "PRVIZ_ENV=aws needs the EMR runner and the QuickSight publisher, which are not "
-            "built yet (issues #4 and #6); use PRVIZ_ENV=local"
-        )
-    return {"pipeline": PipelineResource.from_settings(settings), "spark": LocalSparkRunner()}
+    """Local Spark + local publication by default; EMR (Pipes) + QuickSight in aws mode."""
+    from prviz.spark.emr import spark_runner_from_options
+
+    return {
+        "pipeline": PipelineResource.from_settings(settings),
+        "spark": spark_runner_from_options(settings.env, dict(settings.spark_options)),
+        "publisher": aws_publisher() if settings.env == "aws" else PublisherResource(),
+    }
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:

@@ -82,3 +82,41 @@ def test_importing_the_code_location_reads_nothing(monkeypatch):
     importlib.reload(prviz.definitions)  # the env is read only when Dagster loads `defs`
     with pytest.raises(ConfigError):
         prviz.definitions.defs()
+
+
+AWS_ENV = {
+    "PRVIZ_ENV": "aws",
+    "PRVIZ_LAKE_URI": "s3://example-lake/prviz",
+    "PRVIZ_CAPTURE_URI": "s3://example-capture/datacapture",
+    "PRVIZ_GROUND_TRUTH_URI": "s3://example-capture/groundtruth",
+    "PRVIZ_AWS_REGION": "eu-west-1",
+    "PRVIZ_CODE_ENTRYPOINT_URI": "s3://example-lake/code/main-abc.py",
+    "PRVIZ_CODE_PY_FILES_URI": "s3://example-lake/code/prviz-abc.zip",
+    "PRVIZ_CODE_DEPS_URI": "s3://example-lake/code/deps-abc.tar.gz",
+    "PRVIZ_PIPES_BUCKET": "example-lake",
+    "PRVIZ_EMR_LOG_URI": "s3://example-lake/emr-logs/",
+}
+
+
+def test_aws_definitions_load_with_no_aws_access(monkeypatch, tmp_path):
+    import boto3
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_REGION",
+                 "AWS_DEFAULT_REGION"):  # fmt: skip
+        monkeypatch.delenv(name, raising=False)
+
+    def no_aws(*args, **kwargs):
+        raise AssertionError("loading definitions must not create an AWS client")
+
+    monkeypatch.setattr(boto3, "client", no_aws)
+    monkeypatch.setattr(boto3.session.Session, "client", no_aws)
+    defs = _defs(tmp_path, **AWS_ENV)
+    assert type(defs.resources["spark"]).__name__ == "EMRSparkRunner"
+    assert defs.resources["publisher"].mode == "aws"
+    assert {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()} == ASSETS
+
+
+def test_aws_mode_names_a_missing_setting(tmp_path):
+    env = {k: v for k, v in AWS_ENV.items() if k != "PRVIZ_CODE_DEPS_URI"}
+    with pytest.raises(ConfigError, match="PRVIZ_CODE_DEPS_URI"):
+        _defs(tmp_path, **env)

@@ -13,6 +13,7 @@ import pandas as pd
 
 from prviz.lake.store import Lake
 from prviz.partitions import partition_days
+from prviz.publish.resources import PublisherResource
 from prviz.resources import PipelineResource
 
 DASHBOARD_PATH = "dashboard/index.html"
@@ -69,11 +70,13 @@ def build_publish_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.Ass
         "lake, with QuickSight S3 manifests (URI prefixes: a new day needs no manifest change); "
         "in aws mode the SPICE dataset is refreshed once per run.",
     )
-    def quicksight_dataset(context: dg.AssetExecutionContext, pipeline: PipelineResource):
-        from prviz.publish.quicksight import LocalPublisher
-
+    def quicksight_dataset(
+        context: dg.AssetExecutionContext, pipeline: PipelineResource, publisher: PublisherResource
+    ):
         days = partition_days(context)
-        summary = LocalPublisher(pipeline.lake()).publish(days)
+        summary = publisher.publisher(pipeline.lake(), log=context.log).publish(days)
+        for warning in summary.get("warnings", []):
+            context.log.warning(f"quicksight_dataset: {warning}")
         for day in days:
             rows = summary["rows_by_day"][day]
             context.add_asset_metadata(
@@ -82,7 +85,8 @@ def build_publish_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.Ass
             )
         return dg.MaterializeResult(
             metadata={
-                "publisher": summary["publisher"],
+                "publisher": str(summary.get("publisher", publisher.mode)),
+                "published": bool(summary.get("published", False)),
                 "manifests": dg.MetadataValue.json(summary["manifests"]),
                 "run_days": len(days),
             }

@@ -73,7 +73,7 @@ def build_spark_stages(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefi
             f"one Spark application for {len(days)} day(s) {days[0]}..{days[-1]}: "
             f"{', '.join(selected)}"
         )
-        report = spark.run(pipeline.job_config(), days, selected)
+        report = spark.run(pipeline.job_config(), days, selected, context=context)
         for stage in selected:
             for day in days:
                 meta = report[stage][day]
