@@ -132,12 +132,16 @@ def _score_strings(payload: Column, content_type: Column, csv_column: int, json_
     ), ctype
 
 
+ISO_FORMATS = (
+    "yyyy-MM-dd'T'HH:mm:ss.SSSSSSX",
+    "yyyy-MM-dd'T'HH:mm:ss.SSSX",
+    "yyyy-MM-dd'T'HH:mm:ssX",
+)
+
+
 def _timestamp(text: Column) -> Column:
-    return F.coalesce(
-        F.expr("try_to_timestamp(__t, \"yyyy-MM-dd'T'HH:mm:ss.SSSSSSX\")"),
-        F.expr("try_to_timestamp(__t, \"yyyy-MM-dd'T'HH:mm:ss.SSSX\")"),
-        F.expr("try_to_timestamp(__t, \"yyyy-MM-dd'T'HH:mm:ssX\")"),
-    )
+    """ISO-8601 UTC with or without milliseconds (or microseconds); null if none matches."""
+    return F.coalesce(*[F.try_to_timestamp(text, F.lit(fmt)) for fmt in ISO_FORMATS])
 
 
 def parse_captures(
@@ -176,8 +180,7 @@ def parse_captures(
     df = df.withColumn("score_texts", score_texts)
     # SQL lambda: `try_cast` has no Column method on Spark 3.5.
     df = df.withColumn("scores", F.expr("transform(score_texts, x -> try_cast(x as double))"))
-    df = df.withColumn("__t", meta["inferenceTime"])
-    df = df.withColumn("inference_time", _timestamp(F.col("__t")))
+    df = df.withColumn("inference_time", _timestamp(meta["inferenceTime"]))
     enc = F.upper(F.trim(out["encoding"]))
     reason = (
         F.when(F.col("rec._corrupt_record").isNotNull(), _unreadable(F.col("line")))
