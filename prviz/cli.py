@@ -257,14 +257,10 @@ def cmd_serve(args) -> int:
     return 0
 
 
-def _datetime(text: str) -> dt.datetime:
-    try:
-        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a time: use YYYY-MM-DDTHH:MM[:SS]Z"
-        ) from None
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+def _utc_time(text: str) -> dt.datetime:
+    from prviz.monitoring.tick import parse_utc_time
+
+    return parse_utc_time(text)
 
 
 def cmd_alerts_tick(args) -> int:
@@ -364,7 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
         "alerts-tick",
         help="evaluate freshness, late labels and alerts once (see docs/operations.md)",
     )
-    p.add_argument("--now", type=_datetime, default=None, help="evaluate as of this UTC time")
+    p.add_argument("--now", type=_utc_time, default=None, help="evaluate as of this UTC time")
     p.add_argument("--no-launch", action="store_true", help="list late-label recomputes only")
     p.set_defaults(func=cmd_alerts_tick)
 

@@ -144,7 +144,8 @@ def run_tick(
     return result
 
 
-def _parse_now(text: str) -> dt.datetime:
+def parse_utc_time(text: str) -> dt.datetime:
+    """An ISO-8601 time (`Z` or an offset; naive = UTC), for `--now` options."""
     try:
         value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
@@ -159,7 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m prviz.monitoring.tick",
         description="One monitoring tick (freshness, late labels, alerts) at a chosen time.",
     )
-    parser.add_argument("--now", type=_parse_now, help="evaluate as of this UTC time (ISO-8601)")
+    parser.add_argument(
+        "--now", type=parse_utc_time, help="evaluate as of this UTC time (ISO-8601)"
+    )
     parser.add_argument(
         "--no-launch", action="store_true", help="list late-label recomputes, do not run them"
     )
