@@ -597,9 +597,11 @@ def document(results, extras=()) -> str:
         "",
         "Peak memory is the peak RSS (`VmHWM`, reset through `/proc/<pid>/clear_refs` before "
         "each measurement, so it starts from the current RSS) of the Python process and of the "
-        "Spark JVM (driver = executor in local mode). The JVM keeps the heap it grew for "
-        "earlier methods, so its figure is an upper bound of what the method itself needed; "
-        "Spark's Python workers (used by `pyspark.mllib`) are not counted.",
+        "Spark JVM (driver = executor in local mode); in parentheses the growth over the RSS "
+        "at the start of the measurement. Neither process promptly returns memory an earlier "
+        "method used (the JVM keeps its heap, the allocator its arenas), so the peak is an "
+        "upper bound of the method's own need and the growth a lower bound. Spark's Python "
+        "workers (used by `pyspark.mllib`) are not counted.",
         "",
         "## Headline",
         "",

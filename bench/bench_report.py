@@ -49,6 +49,21 @@ def _f(value, digits=2, suffix=""):
     return f"{value:,.{digits}f}{suffix}"
 
 
+def _peak(run) -> str:
+    """Peak RSS Python / JVM, with the growth over the RSS at the start in parentheses."""
+    peak, start = run.get("peak_rss_mb") or {}, run.get("rss_start_mb") or {}
+    cells = []
+    for name in ("python", "jvm"):
+        value = peak.get(name)
+        if value is None:
+            cells.append("–")
+        elif start.get(name) is not None:
+            cells.append(f"{value:,.0f} (+{max(value - start[name], 0):,.0f})")
+        else:
+            cells.append(f"{value:,.0f}")
+    return " / ".join(cells)
+
+
 def _mrows(value):
     return "–" if value is None else f"{value / 1e6:,.2f} M"
 
@@ -114,7 +129,7 @@ def method_table(results, n: int, ties: bool) -> str:
     runs = _runs(results).get((n, ties), {})
     prviz = runs.get("prviz")
     lines = [
-        "| method | definition | wall s | rows/s | peak RSS MB (Python / JVM) "
+        "| method | definition | wall s | rows/s | peak RSS MB, Python / JVM (+ growth) "
         "| abs(value − sklearn AP) | abs(value − exact trapezoid) | curve max abs diff "
         "| speed-up of prviz | load 1-min (start → end) |",
         "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|",
@@ -131,7 +146,6 @@ def method_table(results, n: int, ties: bool) -> str:
             lines.append(f"| {LABEL[method]} | **failed**: {run['error'][:120]} | | | | | | | | |")
             continue
         ex = run.get("exactness", {})
-        peak = run.get("peak_rss_mb", {})
         if "ap_vs_sklearn_ap" in ex:
             dap = _f(ex["ap_vs_sklearn_ap"], 6)
         elif "pr_auc_vs_sklearn_ap" in ex:
@@ -169,7 +183,7 @@ def method_table(results, n: int, ties: bool) -> str:
         lines.append(
             f"| {LABEL[method]} | {definitions.get(method, 'read only')} | {wall} "
             f"| {_mrows(run.get('rows_per_s'))} "
-            f"| {_f(peak.get('python'), 0)} / {_f(peak.get('jvm'), 0)} "
+            f"| {_peak(run)} "
             f"| {dap} | {vs_trap} | {curve} | {speed} | {_load(run)} |"
         )
     return "\n".join(lines)
@@ -336,8 +350,7 @@ def e2e_table(results) -> str:
         f"| capture MB/s per core ({e2e['cores']} cores, local[*]) | "
         f"{e2e['capture_mb_per_s_per_core']:.2f} |",
         f"| capture MB/s per core, parse stage alone | {e2e['parse_stage_mb_per_s_per_core']:.2f} |",
-        f"| peak RSS MB (Python / JVM) | {_f(e2e['peak_rss_mb'].get('python'), 0)} / "
-        f"{_f(e2e['peak_rss_mb'].get('jvm'), 0)} |",
+        f"| peak RSS MB, Python / JVM (+ growth over the start) | {_peak(e2e)} |",
         f"| load 1/5/15-min at start → end | {e2e['load_start']} → {e2e['load_end']} |",
         f"| demo data generation (not in the job time) | {e2e['generate_s']:.1f} s |",
     ]

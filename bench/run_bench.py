@@ -133,6 +133,10 @@ class Meter:
         self._collect_garbage()
         pids = {"python": os.getpid(), "jvm": self.jvm_pid}
         record["peak_reset"] = {name: _reset_peak(pid) for name, pid in pids.items()}
+        record["rss_start_mb"] = {
+            name: (kb / 1024 if (kb := _status_kb(pid, "VmRSS")) is not None else None)
+            for name, pid in pids.items()
+        }
         record["load_start"] = _load()
         started = time.perf_counter()
         try:
@@ -527,6 +531,7 @@ def run_method(ctx, meter, method: str, data: dict, reference, repeats: int = 1,
         record["load_end"] = runs[-1]["load_end"]
         record["loads"] = [[r["load_start"], r["load_end"]] for r in runs]
         record["peak_rss_mb"] = runs[0]["peak_rss_mb"]
+        record["rss_start_mb"] = runs[0].get("rss_start_mb")
         record["peak_reset"] = runs[0]["peak_reset"]
         keys = set().union(*(r["parts"] for r in runs))
         record["parts"] = {
