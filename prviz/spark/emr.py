@@ -292,6 +292,15 @@ class _AWSSparkRunner(SparkRunner):
     def _code(self) -> list[str]:
         return [self.entrypoint_uri, self.py_files_uri, self.deps_archive_uri]
 
+    def _launch(self, config: JobConfig, days: Sequence[str], stages: Sequence[str], context: Any):
+        """What every AWS launch needs: (context, sorted days, run token, report URI, extras)."""
+        context = current_context(context)
+        days = sorted(set(days))
+        token = run_token(context, config, days, stages, self._code())
+        report_uri = self._report_uri(context, token)
+        extras = job_extras(config, days, stages, aws_region=self.region, report_uri=report_uri)
+        return context, days, token, report_uri, extras
+
     def _check_code(self) -> None:
         for name in ("entrypoint_uri", "py_files_uri", "deps_archive_uri"):
             if not getattr(self, name).startswith("s3://"):
@@ -532,11 +541,7 @@ class EMRSparkRunner(_AWSSparkRunner):
         stages: Sequence[str] = STAGES,
         context: Any = None,
     ) -> Report:
-        context = current_context(context)
-        days = sorted(set(days))
-        token = run_token(context, config, days, stages, self._code())
-        report_uri = self._report_uri(context, token)
-        extras = job_extras(config, days, stages, aws_region=self.region, report_uri=report_uri)
+        context, days, token, report_uri, extras = self._launch(config, days, stages, context)
         stages = extras["stages"]
         params = self.run_job_flow_params(days, token)
         clients = self._clients()
@@ -724,11 +729,7 @@ class EMRServerlessSparkRunner(_AWSSparkRunner):
         stages: Sequence[str] = STAGES,
         context: Any = None,
     ) -> Report:
-        context = current_context(context)
-        days = sorted(set(days))
-        token = run_token(context, config, days, stages, self._code())
-        report_uri = self._report_uri(context, token)
-        extras = job_extras(config, days, stages, aws_region=self.region, report_uri=report_uri)
+        context, days, token, report_uri, extras = self._launch(config, days, stages, context)
         stages = extras["stages"]
         params = self.start_job_run_params(days, token)
         clients = self._clients()
