@@ -71,9 +71,13 @@ def curves_from_counts(
             groups.append((endpoint, ALL_VARIANTS, group))
     summaries, points, thins, messages = [], [], [], []
     for endpoint, variant, group in groups:
-        score = group["score"].to_numpy(dtype=np.float64)
-        n_pos = group["n_pos"].to_numpy(dtype=np.int64)
-        n_neg = group["n_neg"].to_numpy(dtype=np.int64)
+        # merge (sum equal scores, sort descending) once: every call below then finds its
+        # input already merged and skips the sort
+        score, n_pos, n_neg = pr_math.merge_counts(
+            group["score"].to_numpy(dtype=np.float64),
+            group["n_pos"].to_numpy(dtype=np.int64),
+            group["n_neg"].to_numpy(dtype=np.int64),
+        )
         n_unlabeled = int(group["n_unlabeled"].sum())
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")

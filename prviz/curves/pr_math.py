@@ -173,6 +173,10 @@ def _merge_checked(score, n_pos, n_neg):
     """Sum duplicate scores, sort by score descending and drop empty rows."""
     if score.shape[0] == 0:
         return np.empty(0, np.float64), np.empty(0, np.int64), np.empty(0, np.int64)
+    if np.all(score[:-1] > score[1:]) and np.all((n_pos + n_neg) > 0):
+        # Already merged (strictly decreasing, no empty row): merging is the identity, and an
+        # O(n) check replaces the O(n log n) sort. -0.0 next to 0.0 fails the strict test.
+        return score, n_pos, n_neg
     order = np.argsort(score, kind="stable")[::-1]
     score, n_pos, n_neg = score[order], n_pos[order], n_neg[order]
     starts = np.flatnonzero(np.concatenate(([True], score[1:] != score[:-1])))

@@ -776,3 +776,22 @@ def test_thin_curve_validates_max_points(long_curve, max_points):
 def test_thin_curve_requires_columns(long_curve):
     with pytest.raises(ValueError, match="points is missing required column"):
         thin_curve(long_curve.drop(columns=["f1"]), max_points=10)
+
+
+def test_merging_merged_counts_is_the_identity_and_keeps_zero_signs_merged():
+    score = np.array([0.9, 0.5, 0.5, 0.0, -0.0, 0.3])
+    pos = np.array([1, 0, 1, 0, 1, 0])
+    neg = np.array([0, 1, 0, 1, 0, 0])
+    merged = pr_math.merge_counts(score, pos, neg)
+    again = pr_math.merge_counts(*merged)
+    for first, second in zip(merged, again, strict=True):
+        np.testing.assert_array_equal(first, second)
+    np.testing.assert_array_equal(merged[0], [0.9, 0.5, 0.0])
+    np.testing.assert_array_equal(merged[1], [1, 1, 1])
+    np.testing.assert_array_equal(merged[2], [0, 1, 1])
+    # strictly decreasing but with -0.0 beside 0.0 is not "merged": it takes the full path
+    signed = pr_math.merge_counts(np.array([1.0, 0.0, -0.0]), np.array([1, 1, 0]),
+                                  np.array([0, 0, 1]))  # fmt: skip
+    np.testing.assert_array_equal(signed[0], [1.0, 0.0])
+    np.testing.assert_array_equal(signed[1], [1, 1])
+    np.testing.assert_array_equal(signed[2], [0, 1])
