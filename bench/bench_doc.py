@@ -471,7 +471,7 @@ def _projection(all_runs, n, ties, method) -> str:
     failed = [r for r in same if "error" in r and r["rows"] < n]
     if failed:
         first = min(failed, key=lambda r: r["rows"])
-        return f"already failed at {R._rows_label(first['rows'])} rows ({first['error'][:160]})"
+        return f"already failed at {R._rows_label(first['rows'])} rows ({R.error_text(first)})"
     measured = [r for r in same if R._ok(r) and r["rows"] < n]
     if not measured:
         return "no measurement to project from"

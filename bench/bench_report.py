@@ -86,6 +86,16 @@ def _runs(results) -> dict[tuple[int, bool], dict[str, dict]]:
     return grouped
 
 
+def error_text(run) -> str:
+    """The informative line of a failed run's error (older results kept only the first line)."""
+    text = (run.get("error") or "") + "\n" + (run.get("traceback") or "")
+    for key in ("maxResultSize", "OutOfMemoryError", "SparkException:"):
+        for line in text.splitlines():
+            if key in line:
+                return line.strip()[:240]
+    return (run.get("error") or "")[:240]
+
+
 def _ok(run) -> bool:
     return bool(run) and "error" not in run and not run.get("skipped")
 
@@ -143,7 +153,7 @@ def method_table(results, n: int, ties: bool) -> str:
             lines.append(f"| {LABEL[method]} | skipped (--skip) | | | | | | | | |")
             continue
         if "error" in run:
-            lines.append(f"| {LABEL[method]} | **failed**: {run['error'][:120]} | | | | | | | | |")
+            lines.append(f"| {LABEL[method]} | **failed**: {error_text(run)} | | | | | | | | |")
             continue
         ex = run.get("exactness", {})
         if "ap_vs_sklearn_ap" in ex:

@@ -479,6 +479,16 @@ def exactness(record: dict, reference: dict | None) -> dict:
 
 
 # -- runner ------------------------------------------------------------------------------------
+def _error_summary(error: Exception) -> str:
+    """The informative line of an error (a Py4JJavaError's first line says nothing)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    for key in ("maxResultSize", "OutOfMemoryError", "SparkException:", "Exception:", "Error:"):
+        for line in lines:
+            if key in line:
+                return f"{type(error).__name__}: {line[:300]}"
+    return f"{type(error).__name__}: {lines[0][:300] if lines else ''}"
+
+
 def _median(values):
     ordered = sorted(values)
     mid = len(ordered) // 2
@@ -518,8 +528,8 @@ def run_method(ctx, meter, method: str, data: dict, reference, repeats: int = 1,
             if spent + runs[-1]["wall_s"] > budget:
                 break
     except Exception as error:  # a method that fails (e.g. out of memory) must not end the run
-        record["error"] = f"{type(error).__name__}: {str(error).splitlines()[0][:300]}"
-        record["traceback"] = traceback.format_exc()[-2000:]
+        record["error"] = _error_summary(error)
+        record["traceback"] = traceback.format_exc()[-4000:]
         print(f"  !! {method} failed: {record['error']}", flush=True)
     record.update({k: v for k, v in result.items() if not k.startswith("_")})
     if runs and "error" not in record:
