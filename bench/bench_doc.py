@@ -489,8 +489,12 @@ def extra_section(extra, all_runs) -> list[str]:
         f"### Run of {extra['started_at']}: `{' '.join(extra.get('argv') or [])}`",
         "",
         f"Same machine, its own Spark session (start {extra['session_start']['wall_s']:.1f} s); "
-        f"1-minute load {min(loads, default=0):.2f}–{max(loads, default=0):.2f}. Methods left "
-        "out with `--skip` are listed as skipped; the reason is given below the tables.",
+        f"1-minute load {min(loads, default=0):.2f}–{max(loads, default=0):.2f}."
+        + (
+            " Methods left out with `--skip` are listed as skipped, the reason below the tables."
+            if any(r.get("skipped") for r in extra["runs"])
+            else ""
+        ),
         "",
     ]
     for n in _sizes(extra):
@@ -545,7 +549,9 @@ def document(results, extras=()) -> str:
         lines += [
             f"**The machine was shared with other sessions during the run**: the 1-minute load "
             f"average ranged from {min(loads):.2f} to {max(loads):.2f} across the measurements "
-            f"on {m['nproc']} cores (every row below carries its own). Absolute times are "
+            f"on {m['nproc']} cores (every row below carries its own; the benchmark alone keeps "
+            f"about {m['nproc']} runnable on {m['nproc']} cores, the rest is other work on the "
+            "machine). Absolute times are "
             "therefore pessimistic and noisy; ratios of neighbours measured seconds apart are "
             "the more robust figures. Methods that take less than a few seconds are repeated "
             f"(up to {results.get('repeats', {}).get('max', 1)} runs within "
@@ -673,6 +679,11 @@ def document(results, extras=()) -> str:
         "make bench            # = .venv/bin/python bench/run_bench.py (1M and 10M rows, 1M records)",
         ".venv/bin/python bench/run_bench.py --sizes 1e6,1e7 --write-docs   # also rewrites this page",
         ".venv/bin/python bench/bench_report.py bench/out/results.json --write docs/performance.md",
+        *[
+            f".venv/bin/python bench/run_bench.py {' '.join(extra.get('argv') or [])}"
+            "   # a larger size, appended with bench_report.py --extra"
+            for extra in extras
+        ],
         "```",
         "",
         "Everything lands in `bench/out/` (gitignored): the data, `results.json` (all figures, "

@@ -398,9 +398,11 @@ def targets(results) -> list[str]:
     """The issue's two targets, on its 10M rows (or the largest size run), with verdicts."""
     out = []
     rows = ratios(results)
-    largest = max((r["rows"] for r in rows), default=0)
+    sizes = sorted({r["rows"] for r in rows})
+    up_to_10m = [n for n in sizes if n <= 1e7]
+    target_rows = max(up_to_10m) if up_to_10m else max(sizes, default=0)
     for row in rows:
-        if row["rows"] != min(largest, max(r["rows"] for r in rows if r["rows"] <= 1e7)):
+        if row["rows"] != target_rows:
             continue  # the targets are stated on 10M rows
         tag = f"{_rows_label(row['rows'])} rows, {'ties' if row['ties'] else 'no ties'}"
         for key, name in (
