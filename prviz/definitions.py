@@ -46,8 +46,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     daily_job = dg.define_asset_job(
         DAILY_JOB,
         selection=dg.AssetSelection.all()
-        - dg.AssetSelection.keys("sagemaker_data_capture", "model_monitor_ground_truth"),
-        partitions_def=daily_partitions(settings.start_date),
+        - dg.AssetSelection.assets("sagemaker_data_capture", "model_monitor_ground_truth"),
         description="Captures -> curves -> dashboard for one day (or a range, in one run).",
     )
     # cross-cutting policy in one visible place: schedule, freshness, quality checks, alerts
