@@ -100,8 +100,12 @@ def _ensure_dagster_home(home: Path) -> None:
         )
 
 
-def run_backfill(settings, start: dt.date, end: dt.date) -> None:
-    """Materialize every asset for [start, end] in one run against the local Dagster instance."""
+def run_backfill(settings, start: dt.date, end: dt.date, labels_only: bool = False) -> None:
+    """Materialize every asset for [start, end] in one run against the local Dagster instance.
+
+    `labels_only`: what the late-label sensor runs, labeled_predictions and everything
+    downstream of it (the parse is not repeated; `predictions` must exist for those days).
+    """
     import dagster as dg
 
     from prviz.definitions import build_definitions
@@ -120,9 +124,16 @@ def run_backfill(settings, start: dt.date, end: dt.date) -> None:
     defs = build_definitions(settings)
     instance = dg.DagsterInstance.get()
     job = defs.resolve_job_def("daily_pr_job")
-    _progress(f"backfill {start}..{end}: one run, one Spark application")
+    selection = None
+    if labels_only:
+        from prviz.monitoring.sensors import recompute_assets
+
+        selection = recompute_assets(defs.get_repository_def())
+    what = "labeled_predictions and downstream" if labels_only else "every asset"
+    _progress(f"backfill {start}..{end} ({what}): one run, one Spark application")
     result = job.execute_in_process(
         instance=instance,
+        asset_selection=selection,
         tags={
             "dagster/asset_partition_range_start": start.isoformat(),
             "dagster/asset_partition_range_end": end.isoformat(),
@@ -206,7 +217,7 @@ def _where(settings) -> None:
 def cmd_backfill(args) -> int:
     settings = _settings()
     started = time.monotonic()
-    run_backfill(settings, args.start, args.end)
+    run_backfill(settings, args.start, args.end, labels_only=args.labels_only)
     print(f"backfilled {args.start}..{args.end} in {time.monotonic() - started:.1f} s\n")
     print_summary(settings, args.start, args.end)
     _where(settings)
@@ -333,6 +344,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("backfill", help="run every asset for a range of days (one run)")
     p.add_argument("--start", type=_date, required=True, help="first day, YYYY-MM-DD")
     p.add_argument("--end", type=_date, required=True, help="last day, YYYY-MM-DD (inclusive)")
+    p.add_argument(
+        "--labels-only",
+        action="store_true",
+        help="recompute from labeled_predictions down (late labels): no parse of the captures",
+    )
     p.set_defaults(func=cmd_backfill)
 
     p = sub.add_parser("run", help="demo data for a week -> local Spark -> curves -> dashboard")

@@ -73,3 +73,43 @@ def test_serve_without_a_dashboard_says_how_to_make_one(monkeypatch, tmp_path, c
 def test_parser_rejects_zero_days():
     with pytest.raises(SystemExit):
         build_parser().parse_args(["run", "--days", "0"])
+
+
+@pytest.mark.spark
+def test_backfill_labels_only_recomputes_without_the_parse(spark, monkeypatch, tmp_path, capsys):
+    """`prviz backfill --labels-only`: the late-label recompute by hand, a real Dagster run."""
+    import dagster as dg
+
+    day = "2025-03-01"
+    monkeypatch.setenv("PRVIZ_HOME", str(tmp_path))
+    monkeypatch.setenv("PRVIZ_START_DATE", day)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    assert main(["demo-data", "--out", str(tmp_path), "--start", day, "--days", "1",
+                 "--records-per-day", "200"]) == 0  # fmt: skip
+
+    # nothing parsed yet: one line saying what is missing and what to do
+    assert main(["backfill", "--start", day, "--end", day, "--labels-only"]) == 2
+    err = capsys.readouterr().err
+    assert "predictions is missing for 2025-03-01: materialize predictions" in err
+    assert "Traceback" not in err
+
+    assert main(["backfill", "--start", day, "--end", day]) == 0
+    assert main(["backfill", "--start", day, "--end", day, "--labels-only"]) == 0
+    out = capsys.readouterr().out
+    assert "fraud-scorer/champion" in out  # the summary table of the day
+
+    with dg.DagsterInstance.get() as instance:
+        runs = instance.get_run_records()  # newest first
+        assert len(runs) == 3
+        last = runs[0].dagster_run
+        assert last.is_success
+        recomputed = {k.to_user_string() for k in last.asset_selection}
+        assert recomputed == {"labeled_predictions", "score_counts", "pr_curves", "pr_curves_7d",
+                              "quicksight_dataset", "pr_dashboard"}  # fmt: skip
+
+        def materializations(asset: str) -> int:
+            return len(instance.fetch_materializations(dg.AssetKey(asset), limit=10).records)
+
+        assert materializations("predictions") == 1  # the parse ran once
+        assert materializations("labeled_predictions") == 2
+        assert materializations("pr_dashboard") == 2

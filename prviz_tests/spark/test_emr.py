@@ -112,9 +112,10 @@ def fast_clock(monkeypatch):
     return now
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def short_pipes_wait(monkeypatch):
-    """Pipes waits 10 s for messages after a session that never got a `closed` message."""
+    """Pipes' log readers wait 10 s after the session for late log chunks (EMR flushes its logs
+    to S3 minutes late; here they are all there at once): no waiting in this module."""
     import dagster._core.pipes.utils as pipes_utils
 
     monkeypatch.setattr(pipes_utils, "WAIT_FOR_LOGS_AFTER_EXECUTION_INTERVAL", 0)
