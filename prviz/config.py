@@ -64,6 +64,50 @@ def _as_uri(value: str) -> str:
     return str(Path(value).expanduser().resolve())
 
 
+# Settings that hold a URL or URI, by the variable they come from. None of them may carry
+# credentials (`scheme://user:secret@host`): a URL is shown in metadata, logs, alert links and
+# the UI, and S3 keys come from the AWS credential chain only. Checked in Settings.__post_init__.
+_URL_SETTINGS = {
+    "capture_uri": "PRVIZ_CAPTURE_URI",
+    "ground_truth_uri": "PRVIZ_GROUND_TRUTH_URI",
+    "lake_uri": "PRVIZ_LAKE_URI",
+    "s3_endpoint_url": "PRVIZ_S3_ENDPOINT_URL",
+    "ui_base_url": "PRVIZ_UI_BASE_URL",
+}
+
+
+def _has_credentials(name: str, value: str) -> bool:
+    """True when a URL setting seems to carry a `user:secret@` part.
+
+    Secrets are often base64 (`/` and `+` inside), so the `@` is looked for in the whole URL,
+    not only in what a URL parser would call its authority: anywhere in an endpoint or an
+    `s3://` URI (where a `:` in the bucket name also gives a key away), before the query in
+    other URLs. A local path is not a URL: an `@` in it is just a character.
+    """
+    if name == "s3_endpoint_url":
+        return "@" in value
+    if "://" not in value:
+        return name == "ui_base_url" and "@" in value.split("?", 1)[0].split("#", 1)[0]
+    scheme, rest = value.split("://", 1)
+    if scheme.lower() in ("s3", "s3a"):
+        return "@" in rest or ":" in rest.split("/", 1)[0]
+    return "@" in rest.split("?", 1)[0].split("#", 1)[0]
+
+
+def _refuse_credentials(name: str, value: str | None) -> None:
+    if value and _has_credentials(name, value):
+        why = (
+            "every alert link would carry them: link to the UI without them"
+            if name == "ui_base_url"
+            else "prviz takes no keys in URLs: S3 keys come from the standard AWS credential chain"
+        )
+        # the value is not repeated: the part before '@' is a secret
+        raise ConfigError(
+            f"{_URL_SETTINGS[name]} contains credentials (a 'user:secret@' part; the value is not "
+            f"shown); {why} (docs/operations.md, Credentials and access)"
+        )
+
+
 def _monitoring_from_env(env: Mapping[str, str]) -> dict:
     """PRVIZ_* monitoring settings that are set; the rest keep MonitoringConfig's defaults."""
     values: dict = {}
@@ -191,6 +235,8 @@ class Settings:
         for name, default in defaults.items():
             if not getattr(self, name):
                 object.__setattr__(self, name, default)
+        for name in _URL_SETTINGS:
+            _refuse_credentials(name, getattr(self, name))
         if not self.json_score_path.startswith("$"):
             raise ConfigError(
                 f"PRVIZ_JSON_SCORE_PATH={self.json_score_path!r} must be a JSONPath starting "

@@ -22,6 +22,11 @@ def _days_to_observe(pipeline: PipelineResource, partitions_def) -> list[str]:
     return sorted(d for d in days if d in valid)
 
 
+def _s3_options(pipeline: PipelineResource) -> dict:
+    """The lake's S3 endpoint and region, for `s3://` capture and ground-truth roots too."""
+    return {"endpoint_url": pipeline.s3_endpoint_url, "region": pipeline.s3_region}
+
+
 def _observe(context, key: dg.AssetKey, listings: list[DayListing]) -> dg.DataVersionsByPartition:
     versions = {}
     for listing in listings:
@@ -59,7 +64,11 @@ def build_source_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.Sour
         days = _days_to_observe(pipeline, partitions_def)
         listings = [
             list_capture_day(
-                pipeline.capture_uri, d, tuple(pipeline.endpoints), tuple(pipeline.variants)
+                pipeline.capture_uri,
+                d,
+                tuple(pipeline.endpoints),
+                tuple(pipeline.variants),
+                _s3_options(pipeline),
             )
             for d in days
         ]
@@ -74,7 +83,9 @@ def build_source_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.Sour
     )
     def model_monitor_ground_truth(context, pipeline: PipelineResource):
         days = _days_to_observe(pipeline, partitions_def)
-        listings = [list_ground_truth_day(pipeline.ground_truth_uri, d) for d in days]
+        listings = [
+            list_ground_truth_day(pipeline.ground_truth_uri, d, _s3_options(pipeline)) for d in days
+        ]
         return _observe(context, dg.AssetKey("model_monitor_ground_truth"), listings)
 
     return [sagemaker_data_capture, model_monitor_ground_truth]

@@ -13,6 +13,7 @@ for the next tick. Nothing here runs at import: boto3 is imported and its client
 """
 
 import datetime as dt
+import http.client
 import ipaddress
 import json
 import re
@@ -29,6 +30,7 @@ from prviz.monitoring.alerts import Alert
 
 SNS_TOPIC_ARN_ENV = "PRVIZ_SNS_TOPIC_ARN"
 SLACK_WEBHOOK_URL_ENV = "PRVIZ_SLACK_WEBHOOK_URL"
+_UNSAFE_URL_CHARACTERS = re.compile(r"[\x00-\x20\x7f]")
 _TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:([a-z0-9-]+):\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$")
 
 
@@ -141,16 +143,29 @@ class SlackWebhookNotifier(Notifier):
 
     def _redact(self, text: str) -> str:
         url = self.webhook_url
-        for secret in (url, urllib.parse.urlsplit(url).path):
+        try:
+            parts = urllib.parse.urlsplit(url)
+            pieces = (url, parts.path, parts.query, parts.netloc)
+        except ValueError:
+            pieces = (url,)
+        for secret in sorted(pieces, key=len, reverse=True):
             if len(secret) > 1:
                 text = text.replace(secret, "<webhook>")
         return text
 
     def send(self, alert: Alert) -> None:
-        parts = urllib.parse.urlsplit(self.webhook_url)
-        if not (
-            parts.scheme == "https" or (parts.scheme == "http" and _is_loopback(parts.hostname))
-        ):
+        # No message below repeats the URL or any part of it: the path and query are the secret.
+        if _UNSAFE_URL_CHARACTERS.search(self.webhook_url):
+            raise NotifierError(
+                f"{SLACK_WEBHOOK_URL_ENV} contains a space or a control character "
+                "(a trailing newline?): set it to the URL alone"
+            )
+        try:
+            parts = urllib.parse.urlsplit(self.webhook_url)
+            host = parts.hostname
+        except ValueError:
+            raise NotifierError(f"{SLACK_WEBHOOK_URL_ENV} is not a valid URL") from None
+        if not (parts.scheme == "https" or (parts.scheme == "http" and _is_loopback(host))):
             raise NotifierError(
                 f"{SLACK_WEBHOOK_URL_ENV} must be an https:// URL (http only on loopback)"
             )
@@ -168,6 +183,9 @@ class SlackWebhookNotifier(Notifier):
         except (urllib.error.URLError, OSError) as error:
             reason = self._redact(str(getattr(error, "reason", error)))
             raise NotifierError(f"Slack webhook unreachable: {reason}") from None
+        except (http.client.HTTPException, ValueError) as error:  # e.g. InvalidURL: a bad port
+            reason = self._redact(str(error))
+            raise NotifierError(f"Slack webhook request failed: {reason}") from None
 
 
 CHANNEL_RESOURCE_KEYS = {

@@ -294,6 +294,7 @@ def find_late_label_recomputes(
     cursor: dict,
     now: dt.datetime,
     log=None,
+    s3_options: dict | None = None,
 ) -> tuple[list[Recompute], dict]:
     """The recompute runs needed now, and the new cursor (`{"v": 1, "label_days": {C: version}}`).
 
@@ -307,7 +308,7 @@ def find_late_label_recomputes(
     versions: dict[str, str] = {}
     causes: dict[str, set[str]] = {}
     for label_day in label_days:
-        listing = list_ground_truth_day(ground_truth_uri, label_day)
+        listing = list_ground_truth_day(ground_truth_uri, label_day, s3_options)
         if not listing.files:
             continue
         version = listing.data_version()
@@ -378,6 +379,7 @@ def build_late_label_sensor(
             cursor,
             clock(),
             context.log,
+            {"endpoint_url": pipeline.s3_endpoint_url, "region": pipeline.s3_region},
         )
         assets = recompute_assets(context.repository_def) if recomputes else []
         for recompute in recomputes:

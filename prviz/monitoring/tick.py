@@ -111,6 +111,7 @@ def run_tick(
         state.get("late_labels", {}),
         now,
         log,
+        {"endpoint_url": pipeline.s3_endpoint_url, "region": pipeline.s3_region},
     )
     result.recomputes = recomputes
     if launch:

@@ -13,6 +13,7 @@ import copy
 import datetime as dt
 import hashlib
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -185,6 +186,11 @@ class QS:
         self.client.meta.events.register(
             "before-parameter-build.quicksight",
             lambda params, model, **_: self.calls.append((model.name, copy.deepcopy(params))),
+        )
+        self.responses: list[tuple[str, dict]] = []  # (operation, parsed response), in order
+        self.client.meta.events.register(
+            "after-call.quicksight",
+            lambda parsed, model, **_: self.responses.append((model.name, copy.deepcopy(parsed))),
         )
 
     def ok(self, method: str, params: dict, response: dict | None = None) -> None:
@@ -570,6 +576,14 @@ def test_first_publish_creates_everything(tmp_path: Path, qs: QS, clock: FakeClo
     assert summary["warnings"] == []
     assert qs.names().count("CreateIngestion") == 1
     assert_group_only_reads(qs)
+    grants = assert_every_grant_is_exact(qs, owners=(OWNER,))
+    assert sorted({(g.resource, g.principal) for g in grants}) == [
+        ("dashboard", GROUP),
+        ("dashboard", OWNER),
+        ("data source", OWNER),
+        ("dataset", OWNER),
+    ]
+    assert len([g for g in grants if g.resource != "dashboard"]) == 4  # 2 sources + 2 datasets
 
 
 def test_second_publish_updates_what_changed(tmp_path: Path, qs: QS, clock: FakeClock) -> None:
@@ -670,6 +684,11 @@ def test_second_publish_updates_what_changed(tmp_path: Path, qs: QS, clock: Fake
     assert clock.sleeps == [POLL]
     assert qs.names().count("CreateIngestion") == 1  # the update's own ingestion is reused
     assert_group_only_reads(qs)
+    grants = assert_every_grant_is_exact(qs, owners=(OWNER, SECOND_OWNER))
+    assert [(g.member, g.principal) for g in grants] == [
+        ("GrantPermissions", SECOND_OWNER),
+        ("RevokePermissions", GROUP),
+    ]
 
 
 def steady_state(qs: QS, tmp_path: Path, days: list[str], perms: dict | None = None) -> dict:
@@ -704,6 +723,7 @@ def test_backfill_of_many_days_refreshes_each_dataset_once(
     summary = make_publisher(qs, clock, lake).publish(days)
 
     qs.stub.assert_no_pending_responses()
+    assert assert_every_grant_is_exact(qs, owners=(OWNER,)) == []  # nothing granted, all held
     created = [params for name, params in qs.calls if name == "CreateIngestion"]
     assert [params["DataSetId"] for params in created] == [
         SET_ID["pr_summary"],
@@ -802,6 +822,319 @@ def test_viewer_actions_are_exactly_the_read_only_set() -> None:
         "quicksight:QueryDashboard",
     )
     assert set(VIEWER_ACTIONS) < set(OWNER_DASHBOARD_ACTIONS)
+
+
+# -- every permission structure of every request ---------------------------------------------
+# The read-only set, written out here (not imported), and the owner sets per resource type: the
+# actions QuickSight's console gives an "owner" of a dashboard, a data source, a dataset.
+READ_ONLY_DASHBOARD = {
+    "quicksight:DescribeDashboard",
+    "quicksight:ListDashboardVersions",
+    "quicksight:QueryDashboard",
+}
+OWNER_NEEDS = {
+    "dashboard": READ_ONLY_DASHBOARD
+    | {
+        "quicksight:UpdateDashboard",
+        "quicksight:DeleteDashboard",
+        "quicksight:UpdateDashboardPublishedVersion",
+        "quicksight:DescribeDashboardPermissions",
+        "quicksight:UpdateDashboardPermissions",
+    },
+    "data source": {
+        "quicksight:DescribeDataSource",
+        "quicksight:DescribeDataSourcePermissions",
+        "quicksight:PassDataSource",
+        "quicksight:UpdateDataSource",
+        "quicksight:DeleteDataSource",
+        "quicksight:UpdateDataSourcePermissions",
+    },
+    "dataset": {
+        "quicksight:DescribeDataSet",
+        "quicksight:DescribeDataSetPermissions",
+        "quicksight:PassDataSet",
+        "quicksight:DescribeIngestion",
+        "quicksight:ListIngestions",
+        "quicksight:UpdateDataSet",
+        "quicksight:DeleteDataSet",
+        "quicksight:CreateIngestion",
+        "quicksight:CancelIngestion",
+        "quicksight:UpdateDataSetPermissions",
+    },
+}
+# The requests that carry a permission list, by the resource they are about. An operation that
+# carries one and is not here fails the check: classify it (and decide what the group may get).
+PERMISSION_OPERATIONS = {
+    "CreateDataSource": "data source",
+    "UpdateDataSourcePermissions": "data source",
+    "CreateDataSet": "dataset",
+    "UpdateDataSetPermissions": "dataset",
+    "CreateDashboard": "dashboard",
+    "UpdateDashboardPermissions": "dashboard",
+}
+# Every operation prviz may call. A new one fails the check until it is looked at here.
+KNOWN_OPERATIONS = {
+    *PERMISSION_OPERATIONS,
+    "DescribeDataSource",
+    "UpdateDataSource",
+    "DescribeDataSet",
+    "UpdateDataSet",
+    "CreateIngestion",
+    "DescribeIngestion",
+    "DescribeDashboard",
+    "UpdateDashboard",
+    "UpdateDashboardPublishedVersion",
+    "DescribeDashboardPermissions",
+}
+
+
+@dataclass(frozen=True)
+class Grant:
+    operation: str
+    resource: str  # "dashboard", "data source", "dataset" or "?"
+    resource_id: str
+    member: str  # the request member that holds it: Permissions, GrantPermissions, …
+    principal: str
+    actions: frozenset[str]
+
+
+def permission_entries(operation: str, params: dict) -> list[Grant]:
+    """Every `ResourcePermission` anywhere in one request, found through the service model.
+
+    The request is walked along its input shape, so a permission list in any member (top level,
+    `LinkSharingConfiguration`, `GrantLinkPermissions`, …) is found whatever its name.
+    """
+    model = boto3.client(
+        "quicksight", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x"
+    ).meta.service_model
+    resource_id = next(
+        (str(params[k]) for k in ("DashboardId", "DataSetId", "DataSourceId") if k in params), ""
+    )
+    found: list[Grant] = []
+
+    def walk(shape: Any, value: Any, member: str) -> None:
+        if shape.name == "ResourcePermission":
+            found.append(
+                Grant(
+                    operation,
+                    PERMISSION_OPERATIONS.get(operation, "?"),
+                    resource_id,
+                    member,
+                    value["Principal"],
+                    frozenset(value["Actions"]),
+                )
+            )
+        elif shape.type_name == "structure":
+            for key, item in value.items():
+                walk(shape.members[key], item, key if member == "" else f"{member}.{key}")
+        elif shape.type_name == "list":
+            for item in value:
+                walk(shape.member, item, member)
+        elif shape.type_name == "map":
+            for item in value.values():
+                walk(shape.value, item, member)
+
+    walk(model.operation_model(operation).input_shape, params, "")
+    return found
+
+
+def effective_dashboard_permissions(qs: QS) -> dict[str, set[str]]:
+    """What each principal holds on the dashboard after the run: described, plus grants, minus
+    revokes, in the order the calls were made."""
+    held: dict[str, set[str]] = {}
+    for (operation, params), (answered, response) in zip(qs.calls, qs.responses, strict=False):
+        assert operation == answered
+        if operation == "DescribeDashboardPermissions":
+            held = {p["Principal"]: set(p["Actions"]) for p in response.get("Permissions") or []}
+        elif operation == "UpdateDashboardPermissions":
+            for grant in params.get("GrantPermissions", []):
+                held.setdefault(grant["Principal"], set()).update(grant["Actions"])
+            for revoke in params.get("RevokePermissions", []):
+                held.get(revoke["Principal"], set()).difference_update(revoke["Actions"])
+    return held
+
+
+def assert_every_grant_is_exact(qs: QS, owners: tuple[str, ...]) -> list[Grant]:
+    """Every permission structure prviz sent, checked per resource type; returns them.
+
+    - the business group: on the dashboard only, always exactly the read-only set; never on a
+      data source or dataset, never through link sharing; revoked only what lies outside that set;
+    - each owner: exactly its resource type's owner set on everything prviz creates or grants;
+    - nobody else is ever named; the group's ARN appears nowhere else in any request;
+    - after the run the group holds exactly the read-only set on the dashboard and every owner at
+      least the owner set (when the run looked at the dashboard's permissions).
+    """
+    assert set(VIEWER_ACTIONS) == READ_ONLY_DASHBOARD and len(VIEWER_ACTIONS) == 3
+    unknown = sorted({name for name, _ in qs.calls} - KNOWN_OPERATIONS)
+    assert not unknown, f"prviz calls {unknown}: classify them in KNOWN_OPERATIONS"
+    grants: list[Grant] = []
+    for operation, params in qs.calls:
+        entries = permission_entries(operation, params)
+        grants += entries
+        for entry in entries:
+            where = f"{operation}.{entry.member} on {entry.resource} {entry.resource_id}"
+            assert entry.resource != "?", f"{where}: an unclassified permission request"
+            assert entry.member in ("Permissions", "GrantPermissions", "RevokePermissions"), where
+            assert entry.principal in (*owners, GROUP), f"{where} names {entry.principal}"
+            if entry.member == "RevokePermissions":
+                assert entry.principal == GROUP, f"{where} revokes from an owner"
+                assert not entry.actions & READ_ONLY_DASHBOARD, f"{where} revokes read access"
+            elif entry.principal == GROUP:
+                assert entry.resource == "dashboard", f"{where} gives the group the data"
+                assert entry.actions == READ_ONLY_DASHBOARD, f"{where}: {sorted(entry.actions)}"
+            else:
+                assert entry.actions == OWNER_NEEDS[entry.resource], (
+                    f"{where}: the owner gets {sorted(entry.actions)}"
+                )
+        # outside the permission lists the group is never named (filters, definitions, tags…)
+        without = {k: v for k, v in params.items() if "Permissions" not in k}
+        assert GROUP not in repr(without), f"{operation} names the viewer group"
+    for operation in ("CreateDataSource", "CreateDataSet"):
+        for params in [p for name, p in qs.calls if name == operation]:
+            granted = {e.principal for e in permission_entries(operation, params)}
+            assert granted == set(owners), f"{operation} grants {sorted(granted)}, not the owners"
+    if "DescribeDashboardPermissions" in qs.names():
+        held = effective_dashboard_permissions(qs)
+        assert held.get(GROUP) == READ_ONLY_DASHBOARD, sorted(held.get(GROUP, ()))
+        for owner in owners:
+            assert held.get(owner, set()) >= OWNER_NEEDS["dashboard"], owner
+    return grants
+
+
+def test_owner_sets_are_the_consoles_owner_sets() -> None:
+    assert set(OWNER_DASHBOARD_ACTIONS) == OWNER_NEEDS["dashboard"]
+    assert set(OWNER_DATA_SOURCE_ACTIONS) == OWNER_NEEDS["data source"]
+    assert set(OWNER_DATASET_ACTIONS) == OWNER_NEEDS["dataset"]
+
+
+def test_permission_walker_finds_every_permission_member_of_the_model() -> None:
+    """Link sharing and nested permission lists are found too, whatever the member is called."""
+    params = {
+        "AwsAccountId": ACCOUNT,
+        "DashboardId": DASHBOARD,
+        "GrantPermissions": [{"Principal": GROUP, "Actions": ["quicksight:QueryDashboard"]}],
+        "RevokePermissions": [{"Principal": OWNER, "Actions": ["quicksight:DeleteDashboard"]}],
+        "GrantLinkPermissions": [{"Principal": "*", "Actions": ["quicksight:QueryDashboard"]}],
+    }
+    found = permission_entries("UpdateDashboardPermissions", params)
+    assert [(g.member, g.principal) for g in found] == [
+        ("GrantPermissions", GROUP),
+        ("RevokePermissions", OWNER),
+        ("GrantLinkPermissions", "*"),
+    ]
+    create = {
+        **DASHBOARD_BODY,
+        "LinkSharingConfiguration": {
+            "Permissions": [{"Principal": GROUP, "Actions": ["quicksight:QueryDashboard"]}]
+        },
+    }
+    [link] = permission_entries("CreateDashboard", create)
+    assert link.member == "LinkSharingConfiguration.Permissions" and link.resource == "dashboard"
+
+
+def _dashboard_grant(*actions: str) -> dict:
+    return {**DASHBOARD_KEY, "GrantPermissions": [{"Principal": GROUP, "Actions": list(actions)}]}
+
+
+@pytest.mark.parametrize(
+    ("operation", "params", "message"),
+    [
+        ("UpdateDashboardPermissions",
+         _dashboard_grant(*READ_ONLY_DASHBOARD, "quicksight:UpdateDashboard"), "UpdateDashboard"),
+        ("UpdateDashboardPermissions",
+         _dashboard_grant("quicksight:DescribeDashboard", "quicksight:QueryDashboard"),
+         "DescribeDashboard"),  # narrower is not the viewer set either
+        ("CreateDataSet",
+         {**dataset_common("pr_summary"),
+          "Permissions": [{"Principal": OWNER, "Actions": list(OWNER_DATASET_ACTIONS)},
+                          {"Principal": GROUP, "Actions": ["quicksight:DescribeDataSet"]}]},
+         "gives the group the data"),
+        ("UpdateDataSourcePermissions",
+         {"AwsAccountId": ACCOUNT, "DataSourceId": SOURCE_ID["pr_summary"],
+          "GrantPermissions": [{"Principal": GROUP, "Actions": ["quicksight:PassDataSource"]}]},
+         "gives the group the data"),
+        ("UpdateDashboardPermissions",
+         {**DASHBOARD_KEY,
+          "GrantLinkPermissions": [{"Principal": "*", "Actions": list(READ_ONLY_DASHBOARD)}]},
+         "GrantLinkPermissions"),
+        ("UpdateDashboardPermissions",
+         {**DASHBOARD_KEY, "RevokePermissions": [
+             {"Principal": GROUP, "Actions": ["quicksight:QueryDashboard"]}]},
+         "revokes read access"),
+        ("UpdateDashboardPermissions",
+         {**DASHBOARD_KEY, "RevokePermissions": [
+             {"Principal": OWNER, "Actions": ["quicksight:DeleteDashboard"]}]},
+         "revokes from an owner"),
+        ("CreateDataSource",
+         {**create_source("pr_summary"),
+          "Permissions": [{"Principal": OWNER, "Actions": ["quicksight:DescribeDataSource"]}]},
+         "the owner gets"),
+        ("UpdateDashboardPermissions",
+         {**DASHBOARD_KEY, "GrantPermissions": [
+             {"Principal": f"{ARN}:group/default/everyone", "Actions": list(READ_ONLY_DASHBOARD)}]},
+         "names arn"),
+        ("UpdateAnalysisPermissions",
+         {"AwsAccountId": ACCOUNT, "AnalysisId": "prviz",
+          "GrantPermissions": [{"Principal": OWNER, "Actions": ["quicksight:DescribeAnalysis"]}]},
+         "UpdateAnalysisPermissions"),
+        ("UpdateDataSet",
+         {**dataset_common("pr_summary"),
+          "RowLevelPermissionDataSet": {"Arn": GROUP, "PermissionPolicy": "GRANT_ACCESS"}},
+         "names the viewer group"),
+    ],
+)  # fmt: skip
+def test_the_exact_grant_check_fails_on_every_other_grant(
+    operation: str, params: dict, message: str
+) -> None:
+    """Each request is valid for QuickSight's model (so it could really be sent), and each one
+    would give someone more (or other) than prviz means to: the check must fail on it."""
+    from botocore.validate import validate_parameters
+
+    model = boto3.client(
+        "quicksight", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x"
+    ).meta.service_model
+    validate_parameters(params, model.operation_model(operation).input_shape)
+    qs = QS()
+    qs.calls.append((operation, params))
+    with pytest.raises(AssertionError, match=re.escape(message)):
+        assert_every_grant_is_exact(qs, owners=(OWNER,))
+
+
+def test_the_exact_grant_check_catches_a_module_that_grants_the_group_more(
+    qs: QS, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prviz.publish import quicksight
+
+    monkeypatch.setattr(
+        quicksight, "VIEWER_ACTIONS", (*VIEWER_ACTIONS, "quicksight:DeleteDashboard")
+    )
+    qs.ok("describe_dashboard_permissions", DASHBOARD_KEY, permissions())
+    qs.ok("update_dashboard_permissions", None, permissions())
+    make_publisher(qs, clock).grant_dashboard_permissions()
+    monkeypatch.undo()  # the check compares with the real constant and its own literal set
+    with pytest.raises(AssertionError, match="DeleteDashboard"):
+        assert_every_grant_is_exact(qs, owners=(OWNER,))
+
+
+def test_a_group_left_with_extra_rights_fails_the_effective_check(
+    qs: QS, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If the revoke were lost, the group would keep edit rights: the after-run state says so."""
+    from prviz.publish import quicksight
+
+    monkeypatch.setattr(
+        quicksight, "VIEWER_ACTIONS", (*VIEWER_ACTIONS, "quicksight:UpdateDashboard")
+    )
+    qs.ok(
+        "describe_dashboard_permissions",
+        DASHBOARD_KEY,
+        permissions((OWNER, OWNER_DASHBOARD_ACTIONS), (GROUP, quicksight.VIEWER_ACTIONS)),
+    )
+    make_publisher(qs, clock).grant_dashboard_permissions()  # finds nothing to change
+    monkeypatch.undo()
+    assert "UpdateDashboardPermissions" not in qs.names()
+    with pytest.raises(AssertionError, match="UpdateDashboard"):
+        assert_every_grant_is_exact(qs, owners=(OWNER,))
 
 
 # -- data source details ---------------------------------------------------------------------
