@@ -14,6 +14,12 @@ Connections
   `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`(/`AWS_SESSION_TOKEN`), `AWS_PROFILE` and the shared
   config files, web identity / ECS / EC2 instance roles. Explicit keys are for tests and for
   stores outside AWS; they are never logged, and `repr(S3Options)` hides them.
+- timeouts: a store that stops answering must fail a run in seconds, not hang it. boto3 (the
+  commit's calls) gets `S3_CONNECT_TIMEOUT` / `S3_READ_TIMEOUT` seconds and `S3_MAX_ATTEMPTS`
+  attempts per call (botocore's defaults, 60 s and 4 attempts, took 240 s per call against a
+  frozen server); pyarrow keeps the AWS SDK's (1 s connect, 3 s without progress, 3 attempts:
+  ~10 s). `connect_timeout`, `read_timeout` and `max_attempts` override both. A store that is
+  down (connection refused) fails at once, with the endpoint URL in the message.
 
 `prviz.lake.store.open_lake(uri, s3_options)` (or `Lake.from_uri(uri, endpoint_url=…)`) opens a
 lake on `s3://bucket/prefix` with those options; a local folder opens as before and ignores them.
@@ -93,6 +99,11 @@ COPY_THREADS = 8
 # a single CopyObject above 5 GiB).
 MULTIPART_COPY_THRESHOLD = 1024**3
 MULTIPART_COPY_CHUNK = 256 * 1024**2
+# boto3 calls: a refused connection fails at once; an unanswered one after the read timeout.
+# The read timeout also bounds the wait for a CopyObject's answer (objects up to 1 GiB).
+S3_CONNECT_TIMEOUT = 5.0
+S3_READ_TIMEOUT = 30.0
+S3_MAX_ATTEMPTS = 3  # in all, the first included
 
 
 class S3ConfigError(ValueError):
@@ -108,8 +119,20 @@ class S3Options:
     access_key: str | None = None
     secret_key: str | None = field(default=None, repr=False)
     session_token: str | None = field(default=None, repr=False)
+    # seconds / attempts per call; None = prviz's boto3 defaults above and the AWS SDK's in pyarrow
+    connect_timeout: float | None = None
+    read_timeout: float | None = None
+    max_attempts: int | None = None
 
     def __post_init__(self) -> None:
+        for name in ("connect_timeout", "read_timeout", "max_attempts"):
+            value = getattr(self, name)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int | float) or value <= 0
+            ):
+                raise S3ConfigError(f"S3 option {name} must be a positive number, not {value!r}")
+        if self.max_attempts is not None and self.max_attempts != int(self.max_attempts):
+            raise S3ConfigError(f"S3 option max_attempts must be whole, not {self.max_attempts!r}")
         for name in ("endpoint_url", "region", "access_key", "secret_key", "session_token"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, str):
@@ -200,6 +223,14 @@ def filesystem_for(options: S3Options, *, bucket: str | None = None) -> pafs.S3F
         kwargs["secret_key"] = options.secret_key
         if options.session_token is not None:
             kwargs["session_token"] = options.session_token
+    if options.connect_timeout is not None:
+        kwargs["connect_timeout"] = float(options.connect_timeout)
+    if options.read_timeout is not None:
+        kwargs["request_timeout"] = float(options.read_timeout)
+    if options.max_attempts is not None:
+        kwargs["retry_strategy"] = pafs.AwsStandardS3RetryStrategy(
+            max_attempts=int(options.max_attempts)
+        )
     return pafs.S3FileSystem(**kwargs)
 
 
@@ -236,7 +267,12 @@ def s3_client(options: S3Options, *, region: str | None = None):
 
     def build(path_style: bool):
         config = Config(
-            retries={"max_attempts": 3, "mode": "standard"},
+            connect_timeout=options.connect_timeout or S3_CONNECT_TIMEOUT,
+            read_timeout=options.read_timeout or S3_READ_TIMEOUT,
+            retries={
+                "total_max_attempts": int(options.max_attempts or S3_MAX_ATTEMPTS),
+                "mode": "standard",
+            },
             s3={"addressing_style": "path"} if path_style else {},
             max_pool_connections=max(10, COPY_THREADS * 2),
         )

@@ -15,6 +15,17 @@ Writers never write into a day's folder directly. They write a complete new vers
 Both write the same `_manifest.json`, so `Lake` reads a local lake and an S3 lake the same way.
 Open a lake with `Lake(root)`, or `open_lake(uri, s3_options)` / `Lake.from_uri(uri, endpoint_url=…)`
 for an S3 store that needs an explicit endpoint, region or keys.
+
+A writer killed mid-write (SIGKILL, a lost node) leaves its staging folder, and a local commit
+killed between its two renames leaves its `_trash/…` entry; neither is ever read as data. Staging
+tokens and trash ids start with their UTC creation time (`20250115T031500Z-…`), and
+`sweep_stale` (called by the Spark job when it starts) removes those older than
+`STALE_AFTER_SECONDS`, first putting back a trashed old version whose day is missing. The age
+must exceed the longest run: a younger folder may belong to a writer that is still running.
+
+Committed files are checked against the sizes their manifest recorded before they are read
+(`read_partition`) or handed to Spark (`partition_file_uris`): a file truncated or replaced after
+its commit is a LakeError naming it, never data.
 """
 
 import contextlib
@@ -22,6 +33,8 @@ import datetime as dt
 import io
 import logging
 import posixpath
+import re
+import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -46,12 +59,37 @@ from prviz.lake.s3 import (
 STAGING = "_staging"
 TRASH = "_trash"
 READ_ATTEMPTS = 4
+# Staging and trash older than this are debris of a killed writer (the Spark job's runs end
+# within PRVIZ_SPARK_TIMEOUT_SECONDS, 8 h by default; keep this well above the longest run).
+STALE_AFTER_SECONDS = 2 * 24 * 3600
+_ID_TIME = re.compile(r"^(\d{8}T\d{6})Z-[0-9a-f]+$")
 
 log = logging.getLogger("prviz.lake")
 
 
 class LakeError(RuntimeError):
     """The lake could not be read or written; the message names the path."""
+
+
+class CorruptFileError(LakeError):
+    """A committed file is missing, truncated or not Parquet: not a passing fault.
+
+    Trying again reads the same bytes; re-running the day that wrote the file is the fix.
+    """
+
+
+class _Corrupt(Exception):
+    """A committed file is not what its commit wrote (not Parquet, or not its recorded size)."""
+
+
+_RERUN = "re-run {dataset} for {day} to rewrite it (the lake never reads it as data)"
+
+
+def _changed_file(name: str, size: int, recorded: int) -> str:
+    return (
+        f"corrupt Parquet file {name}: it is {size} bytes, but its commit recorded {recorded} "
+        "(truncated or replaced after the commit)"
+    )
 
 
 class _Vanished(Exception):
@@ -108,6 +146,27 @@ def _is_data_name(relative: str) -> bool:
 def _new_version() -> str:
     """A time-ordered, unique version id: `v20250115T031500123456-1a2b3c4d`."""
     return f"v{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}"
+
+
+def _is_safe(name: str) -> bool:
+    try:
+        validate_segment(name)
+    except ValueError:
+        return False
+    return True
+
+
+def _new_id() -> str:
+    """A unique staging token / trash id that says when it was made: `20250115T031500Z-<hex>`."""
+    return f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}Z-{uuid.uuid4().hex}"
+
+
+def _id_time(name: str) -> float | None:
+    """The creation time (epoch seconds) in a `_new_id` name; None for other names."""
+    match = _ID_TIME.match(name)
+    if not match:
+        return None
+    return dt.datetime.strptime(match.group(1), "%Y%m%dT%H%M%S").replace(tzinfo=dt.UTC).timestamp()
 
 
 class _FsObjects:
@@ -233,11 +292,16 @@ class Lake:
     def _path_uri(self, path: str) -> str:
         return f"file://{path}" if self.is_local else f"s3://{path}"
 
+    def _display(self, path: str) -> str:
+        """How a message names a file: its path locally, its URI elsewhere."""
+        return path if self.is_local else self._path_uri(path)
+
     def partition_uri(self, dataset: str, day: str) -> str:
         return self.uri(validate_segment(dataset), f"dt={validate_day(day)}")
 
     def new_staging_token(self) -> str:
-        return uuid.uuid4().hex
+        """A new staging token; it starts with its creation time (see `sweep_stale`)."""
+        return _new_id()
 
     def staging_uri(self, token: str, dataset: str) -> str:
         return self.uri(STAGING, validate_segment(token), validate_segment(dataset))
@@ -287,8 +351,52 @@ class Lake:
         return self._committed(dataset, day)[1]
 
     def partition_file_uris(self, dataset: str, day: str) -> list[str]:
-        """URIs of the committed version's files: what Spark should read to honour the commit."""
-        return [self._path_uri(info.path) for info in self.partition_files(dataset, day)]
+        """URIs of the committed version's files: what Spark should read to honour the commit.
+
+        Each file is checked to exist with the size its commit recorded, so a file deleted,
+        truncated or replaced after the commit is a LakeError naming it, not input to Spark
+        (one listing of the day's folder on S3, a stat per file locally).
+        """
+        for _ in range(READ_ATTEMPTS):
+            version, files = self._committed(dataset, day)
+            problem = self._size_problem(dataset, day, version, files)
+            if problem is None:
+                return [self._path_uri(info.path) for info in files]
+            if version is not None and self._committed(dataset, day)[0] != version:
+                continue  # replaced while we looked: check the new version
+            raise CorruptFileError(problem)
+        raise LakeError(
+            f"{dataset} dt={day} was replaced {READ_ATTEMPTS} times while being read; try again"
+        )
+
+    def _size_problem(
+        self, dataset: str, day: str, version: str | None, files: list[pafs.FileInfo]
+    ) -> str | None:
+        """What is wrong with the committed files on the store, or None if nothing is."""
+        if not files:
+            return None
+        folder = self.partition_path(dataset, day)
+        with _storage_errors(f"list {self._path_uri(folder)}"):
+            if isinstance(self.fs, pafs.S3FileSystem):
+                stored = dict(self._objects.list(folder))
+            else:
+                stored = {
+                    info.path: int(info.size or 0)
+                    for info in self.fs.get_file_info([info.path for info in files])
+                    if info.type == pafs.FileType.File
+                }
+        rerun = _RERUN.format(dataset=dataset, day=day)
+        for info in files:
+            name = self._display(info.path)
+            if info.path not in stored:
+                return (
+                    f"{dataset} dt={day}: the committed version {version} names {name}, which "
+                    f"does not exist; {rerun}"
+                )
+            if info.size is not None and stored[info.path] != info.size:
+                changed = _changed_file(name, stored[info.path], info.size)
+                return f"{dataset} dt={day}: {changed}; {rerun}"
+        return None
 
     def _committed(self, dataset: str, day: str) -> tuple[str | None, list[pafs.FileInfo]]:
         """(version, files) of a day: from its manifest; a local day without one is listed."""
@@ -361,7 +469,7 @@ class Lake:
         with self.fs.open_output_stream(posixpath.join(staged_path, MANIFEST)) as out:
             out.write(manifest_bytes(dataset, day, _new_version(), listed))
         self.fs.create_dir(posixpath.dirname(final), recursive=True)
-        trash_root = self.path(TRASH, uuid.uuid4().hex)
+        trash_root = self.path(TRASH, _new_id())
         trash = posixpath.join(trash_root, dataset, f"dt={day}")
         had_old = self.exists(final)
         if had_old:
@@ -496,6 +604,92 @@ class Lake:
             else:
                 self._objects.delete_prefix(path)
 
+    def sweep_stale(
+        self, max_age_seconds: float = STALE_AFTER_SECONDS, now: float | None = None
+    ) -> dict[str, list[str]]:
+        """Remove the staging folders and commit trash that killed writers left behind.
+
+        Only what is older than `max_age_seconds` goes (a younger folder may belong to a writer
+        that is still running). A trashed old version whose day is missing (a local commit
+        killed between its two renames) is put back first. Returns what was done:
+        `{"staging": [tokens], "trash": [ids], "restored": ["dataset dt=day", ...]}`.
+        """
+        now = time.time() if now is None else now
+        done: dict[str, list[str]] = {"staging": [], "trash": [], "restored": []}
+        for token in self._stale_children(STAGING, now - max_age_seconds):
+            self.discard_staging(token)
+            done["staging"].append(token)
+            log.warning("removed the staging folder %s left by a writer that did not finish", token)
+        if self.is_local:
+            for trash_id in self._stale_children(TRASH, now - max_age_seconds):
+                with _storage_errors(f"empty {self._path_uri(self.path(TRASH, trash_id))}"):
+                    done["restored"] += self._empty_trash(trash_id)
+                done["trash"].append(trash_id)
+        return done
+
+    def _stale_children(self, folder: str, cutoff: float) -> list[str]:
+        """Names of the sub-folders of `{root}/{folder}` made before `cutoff` (epoch seconds)."""
+        path = self.path(folder)
+        with _storage_errors(f"list {self._path_uri(path)}"):
+            if isinstance(self.fs, pafs.S3FileSystem):
+                # the folders that hold objects (a store that models folders, like SeaweedFS,
+                # keeps listing a folder emptied by an earlier cleanup)
+                listed = self._objects.list(path)
+                names = {posixpath.relpath(key, path).split("/")[0] for key, _ in listed}
+                children = [pafs.FileInfo(posixpath.join(path, n)) for n in sorted(names)]
+            else:
+                selector = pafs.FileSelector(path, allow_not_found=True)
+                children = [
+                    info
+                    for info in self.fs.get_file_info(selector)
+                    if info.type == pafs.FileType.Directory
+                ]
+            stale = []
+            for child in children:
+                name = posixpath.basename(child.path)
+                if not _is_safe(name):
+                    continue
+                made = _id_time(name)
+                if made is None:  # a name from before ids carried their time: its newest file
+                    selector = pafs.FileSelector(child.path, recursive=True)
+                    times = [
+                        info.mtime.timestamp()
+                        for info in [child, *self.fs.get_file_info(selector)]
+                        if info.mtime is not None
+                    ]
+                    made = max(times, default=None)
+                if made is not None and made < cutoff:
+                    stale.append(name)
+        return sorted(stale)
+
+    def _empty_trash(self, trash_id: str) -> list[str]:
+        """Delete one local trash entry, first putting back any old version whose day is gone."""
+        root = self.path(TRASH, trash_id)
+        restored = []
+        for dataset_info in self.fs.get_file_info(pafs.FileSelector(root)):
+            dataset = posixpath.basename(dataset_info.path)
+            if not _is_safe(dataset):
+                continue
+            for day_info in self.fs.get_file_info(pafs.FileSelector(dataset_info.path)):
+                name = posixpath.basename(day_info.path)
+                try:
+                    final = self.partition_path(dataset, name.removeprefix("dt="))
+                except ValueError:
+                    continue
+                if not self.exists(final):
+                    self.fs.create_dir(posixpath.dirname(final), recursive=True)
+                    self._move(day_info.path, final)
+                    restored.append(f"{dataset} {name}")
+                    log.warning(
+                        "%s %s was missing (a commit was killed between its renames): "
+                        "put its previous version back from %s",
+                        dataset,
+                        name,
+                        root,
+                    )
+        self.fs.delete_dir(root)
+        return restored
+
     def _relative_path(self, relative: str, *, reading: bool = False) -> str:
         """A path under the root; a read may also name `_` files (a day's `_manifest.json`)."""
         parts = relative.split("/") if isinstance(relative, str) else [relative]
@@ -543,11 +737,16 @@ class Lake:
                 )
             try:
                 tables = [self._read_file(info, columns) for info in files]
+            except _Corrupt as corrupt:
+                raise CorruptFileError(
+                    f"{dataset} dt={day}: {corrupt}; {_RERUN.format(dataset=dataset, day=day)}"
+                ) from corrupt.__cause__
             except _Vanished as vanished:
                 if self._committed(dataset, day)[0] == version and version is not None:
-                    raise LakeError(
+                    raise CorruptFileError(
                         f"{dataset} dt={day}: the committed version {version} names "
-                        f"{self._path_uri(vanished.path)}, which does not exist"
+                        f"{self._path_uri(vanished.path)}, which does not exist; "
+                        f"{_RERUN.format(dataset=dataset, day=day)}"
                     ) from None
                 continue  # replaced while we read it: read the new version
             table = pa.concat_tables(tables, promote_options="permissive")
@@ -557,17 +756,30 @@ class Lake:
         )
 
     def _read_file(self, info: pafs.FileInfo, columns: list[str] | None) -> pa.Table:
+        """One committed file; its size must be the one its commit recorded.
+
+        Off the local disk the whole object is fetched first, so that a store that goes away
+        mid-read is reported as such ("could not read"), not as a corrupt file.
+        """
+        uri, name = self._path_uri(info.path), self._display(info.path)
         try:
             handle = self.fs.open_input_file(info.path)
         except FileNotFoundError:
             raise _Vanished(info.path) from None
         except OSError as error:
-            raise LakeError(f"could not read {self._path_uri(info.path)}: {error}") from error
+            raise LakeError(f"could not read {uri}: {error}{_hint(error)}") from error
         with handle:
             try:
-                return pq.read_table(handle, columns=columns)
-            except (pa.ArrowInvalid, OSError) as error:
-                raise LakeError(f"corrupt Parquet file {info.path}: {error}") from error
+                size = handle.size()
+                if info.size is not None and size != info.size:
+                    raise _Corrupt(_changed_file(name, size, info.size))
+                source = handle if self.is_local else pa.BufferReader(handle.read())
+            except OSError as error:
+                raise LakeError(f"could not read {uri}: {error}{_hint(error)}") from error
+            try:
+                return pq.read_table(source, columns=columns)
+            except (pa.ArrowException, OSError) as error:
+                raise _Corrupt(f"corrupt Parquet file {name}: {error}") from error
 
     def read_days(
         self, dataset: str, days: Iterable[str], columns: list[str] | None = None

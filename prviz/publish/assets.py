@@ -4,19 +4,32 @@
 for the run's days (and, in aws mode, refreshes the SPICE dataset once per run: a backfill is
 one ingestion). `pr_dashboard` rebuilds the self-contained page from the lake after every run,
 so it always shows every day there is.
+
+Both are retried once (`PUBLISH_RETRY_POLICY`) when they fail: a QuickSight throttle that
+outlasted the publisher's own backoff, a failed SPICE ingestion, an S3 lake that was briefly
+unreachable. A retry is safe: every CSV, manifest and page is replaced whole, the dataset, data
+sources and dashboard are only changed when they differ, and an ingestion id is derived from the
+CSVs, so the retry awaits or reuses an ingestion already started (a FAILED one is started again
+under a suffixed id). A failed attempt changes nothing in QuickSight that the retry must undo.
+A corrupt file in the lake is not retried: the same bytes would be read again (re-run the day).
 """
 
+import contextlib
 import datetime as dt
+from collections.abc import Iterator
 
 import dagster as dg
 import pandas as pd
 
-from prviz.lake.store import Lake
+from prviz.lake.store import CorruptFileError, Lake
 from prviz.partitions import partition_days
 from prviz.publish.resources import PublisherResource
 from prviz.resources import PipelineResource
 
 DASHBOARD_PATH = "dashboard/index.html"
+# as the Spark stages' (prviz/spark/assets.py): one retry, after long enough for a throttle or an
+# S3 blip to pass; tests pass a policy without the delay to build_publish_assets
+PUBLISH_RETRY_POLICY = dg.RetryPolicy(max_retries=1, delay=30)
 
 
 def _frame(lake: Lake, dataset: str) -> pd.DataFrame:
@@ -58,12 +71,25 @@ def build_dashboard(lake: Lake, now: dt.datetime | None = None) -> tuple[str, di
     return uri, {"days": len(days), "bytes": len(html.encode("utf-8"))}
 
 
-def build_publish_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+@contextlib.contextmanager
+def _corrupt_files_fail_at_once() -> Iterator[None]:
+    """A corrupt lake file fails the step without its retries (they would read it again)."""
+    try:
+        yield
+    except CorruptFileError as error:
+        raise dg.Failure(description=str(error), allow_retries=False) from error
+
+
+def build_publish_assets(
+    partitions_def: dg.PartitionsDefinition,
+    retry_policy: dg.RetryPolicy | None = PUBLISH_RETRY_POLICY,
+) -> list[dg.AssetsDefinition]:
     @dg.asset(
         name="quicksight_dataset",
         group_name="publish",
         partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run(),
+        retry_policy=retry_policy,
         deps=["pr_curves"],
         kinds={"csv", "quicksight"},
         description="CSV copies of pr_summary and the thinned curves under quicksight/ in the "
@@ -74,7 +100,8 @@ def build_publish_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.Ass
         context: dg.AssetExecutionContext, pipeline: PipelineResource, publisher: PublisherResource
     ):
         days = partition_days(context)
-        summary = publisher.publisher(pipeline.lake(), log=context.log).publish(days)
+        with _corrupt_files_fail_at_once():
+            summary = publisher.publisher(pipeline.lake(), log=context.log).publish(days)
         for warning in summary.get("warnings", []):
             context.log.warning(f"quicksight_dataset: {warning}")
         for day in days:
@@ -97,6 +124,7 @@ def build_publish_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.Ass
         group_name="publish",
         partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run(),
+        retry_policy=retry_policy,
         deps=["quicksight_dataset", "pr_curves_7d"],
         kinds={"html"},
         description="The read-only precision-recall dashboard: a self-contained HTML page in the "
@@ -104,7 +132,8 @@ def build_publish_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.Ass
         "127.0.0.1.",
     )
     def pr_dashboard(context: dg.AssetExecutionContext, pipeline: PipelineResource):
-        uri, figures = build_dashboard(pipeline.lake())
+        with _corrupt_files_fail_at_once():
+            uri, figures = build_dashboard(pipeline.lake())
         context.log.info(f"dashboard written to {uri} ({figures['days']} days)")
         return dg.MaterializeResult(
             metadata={

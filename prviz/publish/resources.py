@@ -21,14 +21,14 @@ class PublisherResource(dg.ConfigurableResource):
     dashboard_id: str = "prviz-pr-dashboard"
     owner_arns: str = ""  # comma-separated QuickSight user/group ARNs with full rights
     viewer_group_arn: str = ""  # the business team's group: viewer actions only
+    # each QuickSight call: retries of throttling/5xx with backoff (base · 2^n s, capped at 60 s);
+    # beyond them the asset fails and its RetryPolicy runs it again (prviz/publish/assets.py)
+    max_retries: int = 5
+    backoff_base_seconds: float = 1.0
+    poll_interval_seconds: float = 15.0
 
     def publisher(self, lake: Lake, log=None):
-        from prviz.publish.quicksight import (
-            LocalPublisher,
-            QuickSightConfig,
-            QuickSightPublisher,
-            quicksight_client,
-        )
+        from prviz.publish.quicksight import LocalPublisher, QuickSightConfig, QuickSightPublisher
 
         if self.mode == "local":
             return LocalPublisher(lake)
@@ -41,8 +41,17 @@ class PublisherResource(dg.ConfigurableResource):
             dashboard_id=self.dashboard_id,
             owner_arns=tuple(a.strip() for a in self.owner_arns.split(",") if a.strip()),
             viewer_group_arn=self.viewer_group_arn,
+            max_retries=self.max_retries,
+            backoff_base_seconds=self.backoff_base_seconds,
+            poll_interval_seconds=self.poll_interval_seconds,
         )
-        return QuickSightPublisher(lake, quicksight_client(self.region), config, log=log)
+        return QuickSightPublisher(lake, self.quicksight_client(), config, log=log)
+
+    def quicksight_client(self):
+        """The boto3 QuickSight client for `region` (tests put botocore's Stubber on one)."""
+        from prviz.publish.quicksight import quicksight_client
+
+        return quicksight_client(self.region)
 
 
 def aws_publisher() -> PublisherResource:
