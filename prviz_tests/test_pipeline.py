@@ -91,7 +91,10 @@ def test_quality_checks_ran_for_every_day_and_passed(range_run):
         name = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
         by_check.setdefault(name, []).append(evaluation)
     for name in ("pr_curves:capture_quarantine_rate", "pr_curves:capture_hours_complete",
-                 "labeled_predictions:label_coverage", "pr_curves:has_positives"):  # fmt: skip
+                 "labeled_predictions:label_coverage", "pr_curves:has_positives",
+                 "predictions:capture_streams_have_records",
+                 "labeled_predictions:label_quarantine_rate",
+                 "labeled_predictions:conflicting_labels"):  # fmt: skip
         assert len(by_check[name]) == len(DAYS), name
         assert all(e.passed for e in by_check[name]), name
 
@@ -124,6 +127,14 @@ def test_labels_match_the_generators_window_truth_exactly(range_run, instance, d
         assert labeled[day]["n_positives"] == truth.labeled_positives_in_window
         assert labeled[day]["label_coverage"] == pytest.approx(
             truth.labeled_predictions_in_window / truth.predictions, abs=1e-15
+        )
+        # label lines collected that day: every one is quarantined or matched; the demo's
+        # labels all belong to predictions of the run's days, so no key is unknown
+        meta = labeled[day]
+        assert meta["label_lines_collected_today"] == demo.label_lines_by_collection_day[day]
+        assert meta["unknown_key_labels"] == 0
+        assert meta["label_lines_collected_today"] == (
+            meta["quarantined_labels"] + meta["label_lines_matched"]
         )
 
 

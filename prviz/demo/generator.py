@@ -70,6 +70,14 @@ therefore labeled with the wrong (flipped) value in the window figures.
 Randomness is drawn from ``numpy.random.default_rng([seed, day ordinal, ...])``, per day
 and variant, so a day's files do not depend on the other days written with it, and the
 same seed gives the same bytes.
+
+``write_hostile_day`` writes one *hostile* day beside that (bad input at volume: about 1 %
+malformed lines and 1 % unknown encodings, non-numeric scores, a missing hour, an empty
+variant, one 100 MB capture file, labels for unknown keys, duplicate, conflicting and bad label
+lines) and a :class:`HostileReport` with the exact count of each kind and every bad line, so a
+run of the pipeline can be checked line by line. It reuses the line builders above and draws
+from its own random streams: the demo days' bytes do not change. From the shell:
+``python -m prviz.demo.generator OUT --hostile --start 2025-06-01 [--big-file-mb 100]``.
 """
 
 from __future__ import annotations
@@ -390,7 +398,20 @@ def _draw_variant_day(
     t_ms = np.sort(starts[fidx] + (rng.random(n) * (ends - starts)[fidx]).astype(np.int64))
     bounds = np.concatenate(([0], np.cumsum(cnt)))
     file_uuid = _uuid4_bytes(rng, nf)
+    return _draw_records(rng, spec, n, role, iid_start, t_ms, bounds, file_uuid)
 
+
+def _draw_records(
+    rng: np.random.Generator,
+    spec: DemoSpec,
+    n: int,
+    role: int,
+    iid_start: int,
+    t_ms: np.ndarray,
+    bounds: np.ndarray,
+    file_uuid: np.ndarray,
+) -> _VariantDay:
+    """Everything about ``n`` records but their times and files (drawn by the caller)."""
     bad = np.full(n, -1, dtype=np.int8)
     bad_mask = rng.random(n) < spec.bad_fraction
     bad[bad_mask] = rng.integers(0, len(BAD_REASONS), int(bad_mask.sum()))
@@ -760,6 +781,478 @@ def write_demo_data(
     )
 
 
+# --------------------------------------------------------------------------------------
+# the hostile day: bad input at volume
+
+HOSTILE_CAPTURE_REASONS: tuple[str, ...] = (
+    "malformed_json",
+    "unknown_encoding",
+    "unparseable_score",
+)
+HOSTILE_LABEL_REASONS: tuple[str, ...] = (
+    "malformed_json",
+    "unknown_encoding",
+    "invalid_label",
+    "unknown_key",
+)
+# line kinds of the hostile day's labels: the three valid kinds, then the quarantine reasons
+HOSTILE_LABEL_KINDS: tuple[str, ...] = (
+    "normal",
+    "duplicate",
+    "conflicting",
+    *HOSTILE_LABEL_REASONS,
+)
+_PAD_POOL = 64  # distinct wide feature tails the big file's records draw from
+
+
+@dataclass(frozen=True)
+class HostileSpec:
+    """One day of hostile input (see ``write_hostile_day``). Rates become exact counts."""
+
+    endpoint: str = "fraud-scorer"
+    variants: tuple[str, ...] = ("champion", "challenger")  # the variants with traffic
+    records_per_variant: int = 1_200  # in small hourly files, one per hour and variant
+    missing_hour_variant: str = "champion"  # has no folder at all for missing_hour
+    missing_hour: int = 13
+    empty_variant: str = "shadow"  # a file in each of its 24 hour folders, not one record
+    big_file_variant: str = "challenger"
+    big_file_hour: int = 15
+    big_file_bytes: int = 100_000_000  # the big file is the shortest run of records reaching it
+    big_file_features: int = 250  # extra request features of its records (7 bytes each)
+    base_rate: float = 0.04
+    # capture records made bad, per file group (each variant's hourly files, the big file)
+    malformed_rate: float = 0.01
+    unknown_encoding_rate: float = 0.01
+    unparseable_score_rate: float = 0.005
+    # label lines, as shares of the good capture records (keys)
+    undelivered_rate: float = 0.05
+    duplicate_rate: float = 0.01
+    conflicting_rate: float = 0.01
+    label_malformed_rate: float = 0.01
+    label_unknown_encoding_rate: float = 0.01
+    invalid_label_rate: float = 0.005
+    unknown_key_rate: float = 0.01  # labels for keys that were never captured
+
+
+def _hostile_zero(keys: tuple[str, ...]) -> dict[str, int]:
+    return {k: 0 for k in keys}
+
+
+@dataclass
+class HostileReport:
+    """What ``write_hostile_day`` wrote, exactly. Streams are named ``endpoint/variant``;
+    ``*_lines`` lists hold ``(reason, path relative to out, line without its newline)``."""
+
+    out: str
+    capture_root: str
+    ground_truth_root: str
+    date: str
+    endpoint: str
+    seed: int
+    spec: HostileSpec
+    # ---- captures
+    capture_records: int = 0  # non-blank lines, bad ones included
+    good_records: int = 0
+    predictions: int = 0  # good scores (a mini-batch record of k lines gives k)
+    positives: int = 0  # true label 1 among the predictions
+    bad_records: dict[str, int] = field(
+        default_factory=lambda: _hostile_zero(HOSTILE_CAPTURE_REASONS)
+    )
+    records_by_stream: dict[str, int] = field(default_factory=dict)  # 0 for the empty variant
+    predictions_by_stream: dict[str, int] = field(default_factory=dict)
+    capture_files: int = 0  # every file written, the empty variant's included
+    capture_files_with_records: int = 0
+    capture_bytes: int = 0
+    hours_by_stream: dict[str, list[int]] = field(default_factory=dict)  # hour folders written
+    missing_hours: dict[str, list[int]] = field(default_factory=dict)
+    empty_streams: list[str] = field(default_factory=list)
+    empty_stream_files: int = 0
+    empty_stream_bytes: int = 0
+    big_file: str = ""  # path relative to out ("" when big_file_bytes is 0)
+    big_file_bytes: int = 0
+    big_file_records: int = 0
+    big_file_bad_records: dict[str, int] = field(
+        default_factory=lambda: _hostile_zero(HOSTILE_CAPTURE_REASONS)
+    )
+    bad_capture_lines: list[tuple[str, str, str]] = field(default_factory=list)
+    # ---- labels (every line is collected on the day itself)
+    label_lines: int = 0  # non-blank lines
+    label_lines_by_kind: dict[str, int] = field(
+        default_factory=lambda: _hostile_zero(HOSTILE_LABEL_KINDS)
+    )
+    label_lines_matched: int = 0  # valid lines whose key is a prediction of the day
+    label_quarantine: dict[str, int] = field(
+        default_factory=lambda: _hostile_zero(HOSTILE_LABEL_REASONS)
+    )
+    unknown_key_for_quarantined_captures: int = 0  # one label per bad capture record
+    unknown_key_never_captured: int = 0
+    bad_label_lines: list[tuple[str, str, str]] = field(default_factory=list)
+    keys_delivered: int = 0  # good keys with at least one valid label line
+    keys_undelivered: int = 0
+    duplicate_keys: int = 0  # two identical valid lines
+    conflicting_keys: int = 0  # a wrong line, then the right one in a later hour folder
+    labeled_predictions: int = 0  # predictions whose resolved label is valid (latest wins)
+    labeled_positives: int = 0
+    labeled_by_stream: dict[str, int] = field(default_factory=dict)
+    labeled_positives_by_stream: dict[str, int] = field(default_factory=dict)
+    label_files: int = 0
+    label_bytes: int = 0
+
+    @property
+    def quarantined_records(self) -> int:
+        return sum(self.bad_records.values())
+
+    @property
+    def quarantined_label_lines(self) -> int:
+        return sum(self.label_quarantine.values())
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["spec"]["variants"] = list(self.spec.variants)
+        return d
+
+
+def _validate_hostile(spec: HostileSpec, seed: int) -> None:
+    if seed < 0:
+        raise ValueError("seed must be >= 0")
+    names = (*spec.variants, spec.empty_variant)
+    if not spec.variants or len(set(names)) != len(names):
+        raise ValueError("variants must be non-empty and unique, and not the empty variant")
+    for name in (spec.endpoint, *names):
+        if not name or "/" in name or name in (".", ".."):
+            raise ValueError(f"invalid endpoint/variant name: {name!r}")
+    for name in ("missing_hour_variant", "big_file_variant"):
+        if getattr(spec, name) not in spec.variants:
+            raise ValueError(f"{name} must be one of the variants {spec.variants}")
+    for name in ("missing_hour", "big_file_hour"):
+        if not 0 <= getattr(spec, name) <= 23:
+            raise ValueError(f"{name} must be an hour, 0-23")
+    if spec.records_per_variant < 24:
+        raise ValueError("records_per_variant must be >= 24 (one record per hourly file)")
+    if spec.big_file_bytes < 0 or spec.big_file_features < 0:
+        raise ValueError("big_file_bytes and big_file_features must be >= 0")
+    rates = (
+        "base_rate", "malformed_rate", "unknown_encoding_rate", "unparseable_score_rate",
+        "undelivered_rate", "duplicate_rate", "conflicting_rate", "label_malformed_rate",
+        "label_unknown_encoding_rate", "invalid_label_rate", "unknown_key_rate",
+    )  # fmt: skip
+    for name in rates:
+        if not 0.0 <= getattr(spec, name) <= 1.0:
+            raise ValueError(f"{name} must be in [0, 1]")
+    bad = spec.malformed_rate + spec.unknown_encoding_rate + spec.unparseable_score_rate
+    kinds = spec.undelivered_rate + spec.duplicate_rate + spec.conflicting_rate
+    if bad > 0.5 or kinds > 1.0:
+        raise ValueError("bad capture rates must sum to <= 0.5, label key rates to <= 1")
+
+
+def _make_bad(rng: np.random.Generator, vd: _VariantDay, candidates: np.ndarray, spec) -> None:
+    """Mark exact numbers of single-line records among ``candidates`` bad (in place)."""
+    n = len(candidates)
+    counts = [
+        round(spec.malformed_rate * n),
+        round(spec.unknown_encoding_rate * n),
+        round(spec.unparseable_score_rate * n),
+    ]
+    single = candidates[vd.k[candidates] == 1]
+    chosen = rng.permutation(single)[: sum(counts)]
+    # HOSTILE_CAPTURE_REASONS index -> BAD_REASONS index (the line builder's codes)
+    codes = np.repeat([BAD_REASONS.index(r) for r in HOSTILE_CAPTURE_REASONS], counts)
+    vd.bad[chosen] = codes[: len(chosen)]
+
+
+def _gt_line(data: str, key: str, encoding: str = "CSV") -> str:
+    return (
+        f'{{"groundTruthData":{{"data":"{data}","encoding":"{encoding}"}},'
+        f'"eventMetadata":{{"eventId":"{key}"}},"eventVersion":"0"}}'
+    )
+
+
+def write_hostile_day(
+    out: Path | str,
+    day: dt.date,
+    seed: int = 0,
+    spec: HostileSpec = HostileSpec(),  # noqa: B008 - frozen dataclass, safe default
+) -> HostileReport:
+    """Write one day of hostile captures and labels under ``out``; report exactly what.
+
+    The day (defaults of :class:`HostileSpec`):
+
+    * ``champion`` and ``challenger`` send ``records_per_variant`` records each in one small
+      file per hour, in the formats and mix of ``write_demo_data`` (CSV/JSON/BASE64,
+      inferenceIds, milliseconds, mini-batches); ``champion`` has **no folder for hour 13**;
+    * ``challenger`` also has **one big file** in hour 15: the shortest run of wide records
+      (250 extra request features each, like real payloads) reaching ``big_file_bytes``
+      (100 MB), uncompressed JSON Lines, so Spark can split it;
+    * ``shadow`` is an **empty variant**: a file in each of its 24 hour folders, half of them
+      0 bytes and half one blank line (blank lines are not records);
+    * in each file group (a variant's hourly files, the big file) exactly round(rate x records)
+      single-line records are ``malformed_json`` (cut at 30-90 %), ``unknown_encoding``
+      (``"UTF16"``) and ``unparseable_score`` (``NaN?`` / ``n/a``).
+
+    Labels are all collected on the day itself, after their prediction (one ground-truth file
+    per collection hour). Of the good keys, exactly round(rate x keys): ``undelivered``; a
+    ``duplicate`` (the same line twice); ``conflicting`` (the flipped value, then the true one
+    in a strictly later hour folder: the latest wins). Every other good key gets one line.
+    Extra quarantinable lines, on keys that also have their valid line: ``malformed_json`` (a
+    valid line cut), ``unknown_encoding`` (``"UTF16"``), ``invalid_label`` (``yes`` or ``2``).
+    And ``unknown_key`` lines: one for every bad capture record (the model was called, its
+    capture could not be used, its label still arrives) plus round(unknown_key_rate x keys)
+    for keys never captured. So label lines = matched (normal + duplicate + conflicting) +
+    quarantined (the four reasons), exactly.
+
+    Randomness comes from ``numpy.random.default_rng([seed, day ordinal, ...])``: the same
+    seed gives the same bytes.
+    """
+    if isinstance(day, dt.datetime):
+        day = day.date()
+    _validate_hostile(spec, seed)
+    out = Path(out)
+    cap_root, gt_root = out / "capture", out / "ground-truth"
+    ymd, date_t, ordinal = day.strftime("%Y%m%d"), day.isoformat() + "T", day.toordinal()
+    rep = HostileReport(
+        out=str(out),
+        capture_root=str(cap_root),
+        ground_truth_root=str(gt_root),
+        date=day.isoformat(),
+        endpoint=spec.endpoint,
+        seed=seed,
+        spec=spec,
+    )
+    base = DemoSpec(endpoint=spec.endpoint, base_rate=spec.base_rate, bad_fraction=0.0)
+    # a file group: (variant, draws, [(first record, end record, hour)])
+    groups: list[tuple[str, _VariantDay, list[tuple[int, int, int]]]] = []
+    iid_next = 0
+    for vi, variant in enumerate(spec.variants):
+        rng = np.random.default_rng([seed, ordinal, 10, vi])
+        vd = _draw_variant_day(rng, base, spec.records_per_variant, vi % 2, iid_next)
+        iid_next += int((vd.iid >= 0).sum())
+        files = [
+            (int(vd.file_bounds[h]), int(vd.file_bounds[h + 1]), h)
+            for h in range(24)
+            if not (variant == spec.missing_hour_variant and h == spec.missing_hour)
+        ]
+        written = np.concatenate([np.arange(a, b) for a, b, _ in files])
+        _make_bad(rng, vd, written, spec)
+        groups.append((variant, vd, files))
+    big = None
+    if spec.big_file_bytes:
+        rng = np.random.default_rng([seed, ordinal, 11])
+        pad = 7 * spec.big_file_features
+        # every line is longer than pad + 200 bytes, so n records reach the target
+        n = spec.big_file_bytes // (pad + 200) + 100
+        hour_ms = spec.big_file_hour * _HOUR_MS
+        t_ms = np.sort(hour_ms + (rng.random(n) * _HOUR_MS).astype(np.int64))
+        role = spec.variants.index(spec.big_file_variant) % 2
+        vd = _draw_records(
+            rng, base, n, role, iid_next, t_ms, np.array([0, n]), _uuid4_bytes(rng, 1)
+        )
+        pads = np.array(
+            ["".join(f",{x:.4f}" for x in rng.random(spec.big_file_features).tolist())
+             for _ in range(_PAD_POOL)],
+            dtype=object,
+        )  # fmt: skip
+        vd.feat_str = vd.feat_str + pads[rng.integers(0, _PAD_POOL, len(vd.feat_str))]
+        _make_bad(rng, vd, np.arange(n), spec)
+        lines = _file_text(vd, 0, n, date_t, ymd).split("\n")[:-1]
+        ends = np.cumsum([len(line) + 1 for line in lines])
+        keep = int(np.searchsorted(ends, spec.big_file_bytes)) + 1
+        if keep > n:  # pragma: no cover - the bound above makes this impossible
+            raise RuntimeError("big file: not enough records drawn")
+        big = (vd, keep, "\n".join(lines[:keep]) + "\n")
+        groups.append((spec.big_file_variant, vd, [(0, keep, spec.big_file_hour)]))
+
+    # ---- capture files
+    def stream(variant: str) -> str:
+        return f"{spec.endpoint}/{variant}"
+
+    for variant in (*spec.variants, spec.empty_variant):
+        rep.records_by_stream[stream(variant)] = 0
+        rep.predictions_by_stream[stream(variant)] = 0
+        rep.hours_by_stream[stream(variant)] = []
+    per_record: list[tuple[np.ndarray, ...]] = []  # per group, over its written records
+    for gi, (variant, vd, files) in enumerate(groups):
+        is_big = big is not None and vd is big[0]
+        for a, b, hour in files:
+            folder = cap_root / spec.endpoint / variant / _ymdh(day, hour)
+            folder.mkdir(parents=True, exist_ok=True)
+            t0 = int(vd.t_ms[a])
+            row = 0 if is_big else hour  # small groups have one file (uuid) per hour
+            uid = _uuid_strings(vd.file_uuid[row : row + 1])[0]
+            path = folder / f"{_time_name(t0 % _HOUR_MS)}-{uid}.jsonl"
+            text = big[2] if is_big else _file_text(vd, a, b, date_t, ymd)
+            size = _write(path, text)
+            rel = path.relative_to(out).as_posix()
+            rep.capture_files += 1
+            rep.capture_files_with_records += 1
+            rep.capture_bytes += size
+            if hour not in rep.hours_by_stream[stream(variant)]:
+                rep.hours_by_stream[stream(variant)].append(hour)
+            lines = text.split("\n")
+            for r in np.flatnonzero(vd.bad[a:b] >= 0).tolist():
+                reason = BAD_REASONS[int(vd.bad[a + r])]
+                rep.bad_capture_lines.append((reason, rel, lines[r]))
+            if is_big:
+                rep.big_file, rep.big_file_bytes, rep.big_file_records = rel, size, b - a
+                for reason in HOSTILE_CAPTURE_REASONS:
+                    rep.big_file_bad_records[reason] = int(
+                        (vd.bad[a:b] == BAD_REASONS.index(reason)).sum()
+                    )
+        idx = np.concatenate([np.arange(a, b) for a, b, _ in files])
+        keys = _uuid_strings(vd.eid[idx])
+        for j in np.flatnonzero(vd.iid[idx] >= 0).tolist():
+            keys[j] = f"txn-{ymd}-{int(vd.iid[idx[j]]):07d}"
+        true, flip, _, _ = _label_data(vd)
+        ysum = np.add.reduceat(vd.y.astype(np.int64), vd.off[:-1])
+        per_record.append(
+            (
+                keys,
+                vd.t_ms[idx],
+                vd.k[idx],
+                true[idx],
+                flip[idx],
+                ysum[idx],
+                vd.bad[idx] < 0,
+                np.full(len(idx), gi),
+            )
+        )
+    erng = np.random.default_rng([seed, ordinal, 12])
+    empty_uuids = _uuid_strings(_uuid4_bytes(erng, 24))
+    rep.empty_streams.append(stream(spec.empty_variant))
+    for hour in range(24):
+        folder = cap_root / spec.endpoint / spec.empty_variant / _ymdh(day, hour)
+        folder.mkdir(parents=True, exist_ok=True)
+        size = _write(folder / f"00-00-000-{empty_uuids[hour]}.jsonl", "\n" if hour % 2 else "")
+        rep.capture_files += 1
+        rep.capture_bytes += size
+        rep.empty_stream_files += 1
+        rep.empty_stream_bytes += size
+        rep.hours_by_stream[stream(spec.empty_variant)].append(hour)
+    for name, hours in rep.hours_by_stream.items():
+        hours.sort()
+        if len(hours) < 24:
+            rep.missing_hours[name] = sorted(set(range(24)) - set(hours))
+
+    keys, t, k, true, flip, ysum, good, gidx = (
+        np.concatenate(x) for x in zip(*per_record, strict=True)
+    )
+    names = np.array([stream(groups[g][0]) for g in range(len(groups))], dtype=object)[gidx]
+    rep.capture_records = len(keys)
+    rep.good_records = int(good.sum())
+    rep.predictions = int(k[good].sum())
+    rep.positives = int(ysum[good].sum())
+    for reason in HOSTILE_CAPTURE_REASONS:
+        rep.bad_records[reason] = sum(1 for r, _, _ in rep.bad_capture_lines if r == reason)
+    for name in np.unique(names).tolist():
+        mine = names == name
+        rep.records_by_stream[name] = int(mine.sum())
+        rep.predictions_by_stream[name] = int(k[mine & good].sum())
+
+    # ---- labels: (collection ms, kind, data, key, encoding, cut) per line
+    lrng = np.random.default_rng([seed, ordinal, 13])
+    good_idx = np.flatnonzero(good)
+    n_keys = len(good_idx)
+    n_conf = round(spec.conflicting_rate * n_keys)
+    eligible = good_idx[t[good_idx] < 23 * _HOUR_MS]  # a correction needs a later hour
+    conf = np.sort(lrng.choice(eligible, min(n_conf, len(eligible)), replace=False))
+    rest = lrng.permutation(np.setdiff1d(good_idx, conf))
+    n_undel = round(spec.undelivered_rate * n_keys)
+    n_dup = round(spec.duplicate_rate * n_keys)
+    undelivered = rest[:n_undel]
+    dup = np.sort(rest[n_undel : n_undel + n_dup])
+    normal = np.sort(rest[n_undel + n_dup :])
+    delivered = np.sort(np.concatenate((conf, dup, normal)))
+
+    def after(start: np.ndarray, end: np.ndarray | int = _DAY_MS) -> np.ndarray:
+        """Uniform collection times in [start, end)."""
+        return start + (lrng.random(len(start)) * (end - start)).astype(np.int64)
+
+    lines: list[tuple[int, str, str, str, str, float]] = []
+
+    def add(times, kind, data, idx_or_keys, encoding="CSV", cuts=None):
+        keys_ = keys[idx_or_keys] if isinstance(idx_or_keys, np.ndarray) else idx_or_keys
+        for j, (tt, dd, kk) in enumerate(zip(times.tolist(), data, keys_, strict=True)):
+            lines.append((tt, kind, dd, kk, encoding, 0.0 if cuts is None else float(cuts[j])))
+
+    t1 = after(t[normal])
+    add(t1, "normal", true[normal], normal)
+    t1 = after(t[dup])
+    add(t1, "normal", true[dup], dup)
+    add(after(t1), "duplicate", true[dup], dup)
+    t1 = after(t[conf], 23 * _HOUR_MS)
+    add(t1, "conflicting", flip[conf], conf)
+    add(after((t1 // _HOUR_MS + 1) * _HOUR_MS), "normal", true[conf], conf)
+
+    def some(rate: float) -> np.ndarray:
+        count = min(round(rate * n_keys), len(delivered))
+        return np.sort(lrng.choice(delivered, count, replace=False))
+
+    pick = some(spec.label_malformed_rate)
+    add(after(t[pick]), "malformed_json", true[pick], pick, cuts=lrng.uniform(0.3, 0.9, len(pick)))
+    pick = some(spec.label_unknown_encoding_rate)
+    add(after(t[pick]), "unknown_encoding", true[pick], pick, encoding="UTF16")
+    pick = some(spec.invalid_label_rate)
+    invalid = np.where(lrng.random(len(pick)) < 0.5, "yes", "2").astype(object)
+    add(after(t[pick]), "invalid_label", invalid, pick)
+    bad_idx = np.flatnonzero(~good)
+    coin = np.array(["0", "1"], dtype=object)
+    add(after(t[bad_idx]), "unknown_key", coin[lrng.integers(0, 2, len(bad_idx))], bad_idx)
+    n_fresh = round(spec.unknown_key_rate * n_keys)
+    known = set(keys.tolist())
+    fresh: list[str] = []
+    while len(fresh) < n_fresh:
+        for key in _uuid_strings(_uuid4_bytes(lrng, n_fresh - len(fresh))).tolist():
+            if key not in known:
+                known.add(key)
+                fresh.append(key)
+    add(
+        after(np.zeros(n_fresh, dtype=np.int64)),
+        "unknown_key",
+        coin[lrng.integers(0, 2, n_fresh)],
+        fresh,
+    )
+
+    lines.sort(key=lambda x: x[0])  # stable: equal times keep their order
+    hours = np.array([x[0] // _HOUR_MS for x in lines], dtype=np.int64)
+    cuts = np.flatnonzero(np.diff(hours)) + 1
+    starts = np.concatenate(([0], cuts)).astype(np.int64).tolist()
+    ends = np.concatenate((cuts, [len(lines)])).astype(np.int64).tolist()
+    gt_uuids = _uuid_strings(_uuid4_bytes(lrng, len(starts)))
+    for g, (a, b) in enumerate(zip(starts, ends, strict=True)):
+        folder = gt_root / _ymdh(day, int(hours[a]))
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{_time_name(lines[a][0] % _HOUR_MS)}-{gt_uuids[g]}.jsonl"
+        rel = path.relative_to(out).as_posix()
+        texts = []
+        for _, kind, data, key, encoding, cut in lines[a:b]:
+            text = _gt_line(data, key, encoding)
+            if kind == "malformed_json":  # a strict prefix of an object never parses
+                text = text[: max(1, int(len(text) * cut))]
+            if kind in HOSTILE_LABEL_REASONS:
+                rep.bad_label_lines.append((kind, rel, text))
+            rep.label_lines_by_kind[kind] += 1
+            texts.append(text + "\n")
+        rep.label_bytes += _write(path, "".join(texts))
+        rep.label_files += 1
+
+    rep.label_lines = len(lines)
+    rep.label_lines_matched = sum(rep.label_lines_by_kind[x] for x in HOSTILE_LABEL_KINDS[:3])
+    for reason in HOSTILE_LABEL_REASONS:
+        rep.label_quarantine[reason] = rep.label_lines_by_kind[reason]
+    rep.unknown_key_for_quarantined_captures = len(bad_idx)
+    rep.unknown_key_never_captured = n_fresh
+    rep.keys_delivered = len(delivered)
+    rep.keys_undelivered = len(undelivered)
+    rep.duplicate_keys = len(dup)
+    rep.conflicting_keys = len(conf)
+    rep.labeled_predictions = int(k[delivered].sum())
+    rep.labeled_positives = int(ysum[delivered].sum())
+    for name in rep.records_by_stream:
+        mine = delivered[names[delivered] == name]
+        rep.labeled_by_stream[name] = int(k[mine].sum())
+        rep.labeled_positives_by_stream[name] = int(ysum[mine].sum())
+    return rep
+
+
 def _main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Write demo SageMaker capture + ground truth.")
     ap.add_argument("out")
@@ -767,7 +1260,15 @@ def _main(argv: list[str] | None = None) -> int:
     ap.add_argument("--days", type=int, default=1)
     ap.add_argument("--records-per-day", type=int, default=200_000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--hostile",
+        action="store_true",
+        help="write one hostile day instead (write_hostile_day): bad input at volume",
+    )
+    ap.add_argument("--big-file-mb", type=float, default=100.0, help="with --hostile")
     args = ap.parse_args(argv)
+    if args.hostile:
+        return _main_hostile(args)
     spec = DemoSpec(records_per_day=args.records_per_day)
     t0 = time.perf_counter()
     rep = write_demo_data(args.out, dt.date.fromisoformat(args.start), args.days, args.seed, spec)
@@ -779,6 +1280,24 @@ def _main(argv: list[str] | None = None) -> int:
         f"{tot['capture_records']} records, {tot['predictions']} predictions, "
         f"{n_labels} label lines, {mb:.1f} MB in {secs:.2f} s: "
         f"{tot['capture_records'] / secs:,.0f} records/s, {mb / secs:.1f} MB/s\n"
+    )
+    return 0
+
+
+def _main_hostile(args) -> int:
+    spec = HostileSpec(big_file_bytes=int(args.big_file_mb * 1e6))
+    t0 = time.perf_counter()
+    rep = write_hostile_day(args.out, dt.date.fromisoformat(args.start), args.seed, spec)
+    secs = time.perf_counter() - t0
+    sys.stdout.write(
+        f"hostile day {rep.date}: {rep.capture_records} capture records "
+        f"({rep.quarantined_records} bad: {rep.bad_records}), {rep.capture_bytes / 1e6:.1f} MB "
+        f"(big file {rep.big_file_bytes / 1e6:.1f} MB, {rep.big_file_records} records); "
+        f"missing hours {rep.missing_hours}; empty {rep.empty_streams}; "
+        f"{rep.label_lines} label lines = {rep.label_lines_matched} matched + "
+        f"{rep.quarantined_label_lines} quarantined {rep.label_quarantine}; "
+        f"{rep.duplicate_keys} duplicate, {rep.conflicting_keys} conflicting keys; "
+        f"{secs:.2f} s\n"
     )
     return 0
 

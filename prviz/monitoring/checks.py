@@ -235,6 +235,7 @@ def build_quality_checks(
                 meta.get("capture_hours_missing") or {},
                 (before.get("capture_hours_present") or {}).keys(),
                 config.max_missing_capture_hours,
+                meta.get("empty_streams") or (),
             )
 
         yield from _evaluate_days(
@@ -244,7 +245,8 @@ def build_quality_checks(
     @dg.asset_check(asset=PR_CURVES, partitions_def=partitions_def, blocking=True)
     def capture_quarantine_rate(context: dg.AssetCheckExecutionContext):
         """Share of the day's capture records quarantined as unparseable is at most
-        max_quarantine_rate (ERROR, blocking: curves from a biased subset mislead)."""
+        max_quarantine_rate (ERROR, blocking: curves from a biased subset mislead). The
+        description and metadata give the count and share of every reason."""
 
         def judge(day: str) -> rules.Verdict:
             meta = latest_metadata(context.instance, PREDICTIONS, day)
@@ -260,6 +262,77 @@ def build_quality_checks(
 
         yield from _evaluate_days(
             context, partitions_def, PR_CURVES, "capture_quarantine_rate", ERROR, True, judge
+        )
+
+    @dg.asset_check(asset=PREDICTIONS, partitions_def=partitions_def)
+    def capture_streams_have_records(context: dg.AssetCheckExecutionContext):
+        """Every capture stream (endpoint/variant) with hour folders on the day holds at least
+        one record (WARN): files that are all empty or blank leave that variant without a curve;
+        the other variants' curves are unaffected."""
+
+        def judge(day: str) -> rules.Verdict:
+            meta = latest_metadata(context.instance, PREDICTIONS, day)
+            if meta is None or "capture_records_by_variant" not in meta:
+                return _missing_figures("predictions", day)
+            return rules.capture_streams_have_records(
+                day, meta["capture_records_by_variant"], meta.get("capture_hours_present") or {}
+            )
+
+        yield from _evaluate_days(
+            context, partitions_def, PREDICTIONS, "capture_streams_have_records", WARN, False, judge
+        )
+
+    @dg.asset_check(asset=LABELED_PREDICTIONS, partitions_def=partitions_def)
+    def label_quarantine_rate(context: dg.AssetCheckExecutionContext):
+        """Share of the ground-truth lines collected on the day that were quarantined, every
+        reason including unknown_key (a key matching no prediction it could label), is at most
+        max_quarantine_rate (WARN: bad labels lower coverage, they do not corrupt the curves)."""
+
+        def judge(day: str) -> rules.Verdict:
+            meta = latest_metadata(context.instance, LABELED_PREDICTIONS, day)
+            if meta is None or "label_lines_collected_today" not in meta:
+                return _missing_figures("labeled_predictions", day)
+            return rules.label_quarantine_rate(
+                day,
+                int(meta["label_lines_collected_today"]),
+                int(meta.get("quarantined_labels") or 0),
+                meta.get("quarantined_labels_by_reason") or {},
+                config.max_quarantine_rate,
+                str(meta.get("unknown_key_window") or ""),
+                meta.get("unknown_key_prediction_days"),
+                meta.get("unknown_key_prediction_days_missing") or (),
+            )
+
+        yield from _evaluate_days(
+            context,
+            partitions_def,
+            LABELED_PREDICTIONS,
+            "label_quarantine_rate",
+            WARN,
+            False,
+            judge,
+        )
+
+    @dg.asset_check(asset=LABELED_PREDICTIONS, partitions_def=partitions_def)
+    def conflicting_labels(context: dg.AssetCheckExecutionContext):
+        """Share of the day's labeled keys that received conflicting labels is at most
+        max_quarantine_rate (WARN; the latest delivery is kept). Duplicate deliveries of the same
+        value are counted and reported, never failed."""
+
+        def judge(day: str) -> rules.Verdict:
+            meta = latest_metadata(context.instance, LABELED_PREDICTIONS, day)
+            if meta is None or "label_delivered_keys" not in meta:
+                return _missing_figures("labeled_predictions", day)
+            return rules.conflicting_labels(
+                day,
+                int(meta["label_delivered_keys"]),
+                int(meta.get("conflicting_keys") or 0),
+                int(meta.get("duplicate_keys") or 0),
+                config.max_quarantine_rate,
+            )
+
+        yield from _evaluate_days(
+            context, partitions_def, LABELED_PREDICTIONS, "conflicting_labels", WARN, False, judge
         )
 
     @dg.asset_check(asset=PR_CURVES, partitions_def=partitions_def)
@@ -297,7 +370,10 @@ def build_quality_checks(
 
     checks = [
         volume_near_median,
+        capture_streams_have_records,
         label_coverage,
+        label_quarantine_rate,
+        conflicting_labels,
         capture_hours_complete,
         capture_quarantine_rate,
         has_positives,

@@ -31,6 +31,23 @@ def _pct(value: float) -> str:
     return f"{100 * value:.2f} %"
 
 
+def _reasons(by_reason: Mapping[str, int], total: int) -> str:
+    """'malformed_json 100 (1.00 %), unknown_key 3 (0.03 %)': count and share of `total`."""
+    parts = [
+        f"{reason} {count} ({_pct(count / total) if total else '—'})"
+        for reason, count in sorted(by_reason.items())
+        if count
+    ]
+    return ", ".join(parts) or "no reasons"
+
+
+def _rates_by_reason(prefix: str, by_reason: Mapping[str, int], total: int) -> dict:
+    """Per-reason shares as numbers (`{prefix}/{reason}`), so the UI plots each by partition."""
+    if total <= 0:
+        return {}
+    return {f"{prefix}/{reason}": count / total for reason, count in sorted(by_reason.items())}
+
+
 def quarantine_rate(
     day: str,
     capture_records: int,
@@ -55,12 +72,14 @@ def quarantine_rate(
         )
     rate = quarantined_records / capture_records
     figures["quarantine_rate"] = rate
-    reasons = ", ".join(f"{k} {v}" for k, v in sorted((by_reason or {}).items())) or "no reasons"
+    figures.update(_rates_by_reason("quarantine_rate", by_reason or {}, capture_records))
+    reasons = _reasons(by_reason or {}, capture_records)
     if rate <= max_rate:
+        detail = f": {reasons}" if quarantined_records else ""
         return Verdict(
             True,
             f"{_pct(rate)} of {capture_records} capture records quarantined on "
-            f"{day} (max {_pct(max_rate)})",
+            f"{day} (max {_pct(max_rate)}){detail}",
             figures,
         )
     return Verdict(
@@ -78,12 +97,15 @@ def capture_hours_complete(
     hours_missing: Mapping[str, Sequence[int]] | None,
     expected_streams: Iterable[str],
     max_missing_hours: int,
+    empty_streams: Iterable[str] = (),
 ) -> Verdict:
     """Every capture stream (endpoint/variant) must have data for every hour of the day.
 
     `hours_present`/`hours_missing` are the job's figures for the day (streams with at least one
-    hour). A stream in `expected_streams` (those seen the day before) that has no hour at all
-    today is missing all 24 hours. A stream may miss at most `max_missing_hours` hours.
+    hour folder). A stream in `expected_streams` (those seen the day before) that has no hour at
+    all today is missing all 24 hours. A stream may miss at most `max_missing_hours` hours.
+    `empty_streams` (hour folders, not one record) are named here but judged by
+    `capture_streams_have_records`: one root cause, one alert.
     """
     present = dict(hours_present or {})
     reported = {k: sorted(int(h) for h in v) for k, v in (hours_missing or {}).items()}
@@ -101,6 +123,7 @@ def capture_hours_complete(
         "missing_hours_by_stream": missing,
         "missing_hours_total": sum(len(v) for v in missing.values()),
         "worst_stream_missing_hours": max((len(v) for v in missing.values()), default=0),
+        "empty_streams": sorted(empty_streams),
     }
     if not streams:
         figures["worst_stream_missing_hours"] = 24
@@ -112,11 +135,21 @@ def capture_hours_complete(
         )
     bad = {k: v for k, v in missing.items() if len(v) > max_missing_hours}
     if not bad:
+        tolerated = "; ".join(
+            f"{k}: hours {_hour_ranges(v)}" for k, v in sorted(missing.items()) if v
+        )
+        empty = ", ".join(figures["empty_streams"])
         return Verdict(
             True,
             f"{len(streams)} capture stream(s) complete for {day} "
             f"({figures['missing_hours_total']} hour(s) missing, "
-            f"max {max_missing_hours} per stream)",
+            f"max {max_missing_hours} per stream)"
+            + (f"; missing within the tolerance: {tolerated}" if tolerated else "")
+            + (
+                f"; {empty} has hour folders but no record (see capture_streams_have_records)"
+                if empty
+                else ""
+            ),
             figures,
         )
     detail = "; ".join(f"{k}: hours {_hour_ranges(v)}" for k, v in sorted(bad.items()))
@@ -125,6 +158,156 @@ def capture_hours_complete(
         f"capture data for {day} is incomplete (max {max_missing_hours} missing hour(s) per "
         f"stream): {detail}. The day's curves would cover only part of the traffic; re-run the "
         "day once the late files have landed.",
+        figures,
+    )
+
+
+def capture_streams_have_records(
+    day: str, records_by_stream: Mapping[str, int] | None, hours_present: Mapping[str, int] | None
+) -> Verdict:
+    """Every capture stream with hour folders on the day must hold at least one record.
+
+    `records_by_stream` is the job's `capture_records_by_variant` (0 for a stream whose folders
+    hold only empty files or blank lines). Such a stream has no curve at all that day; the other
+    streams' curves are unaffected, so this is a warning rather than a blocker.
+    """
+    records = {k: int(v) for k, v in (records_by_stream or {}).items()}
+    present = dict(hours_present or {})
+    empty = sorted(k for k, v in records.items() if v <= 0)
+    figures: dict = {"day": day, "streams": len(records), "empty_streams": empty}
+    for stream, count in sorted(records.items()):
+        figures[f"capture_records/{stream}"] = count
+    if not records:
+        return Verdict(
+            True,
+            f"no capture stream on {day}: nothing to judge (capture_hours_complete reports it)",
+            figures,
+        )
+    if not empty:
+        return Verdict(True, f"all {len(records)} capture stream(s) of {day} have records", figures)
+    detail = ", ".join(f"{k} ({present.get(k, 0)} hour folder(s))" for k in empty)
+    return Verdict(
+        False,
+        f"capture stream(s) with files but not one record on {day}: {detail}. The files are "
+        "empty or blank, so the variant has no curve for the day. Check its traffic and its Data "
+        "Capture destination (a writer or copy job producing empty objects).",
+        figures,
+    )
+
+
+def label_quarantine_rate(
+    day: str,
+    label_lines: int,
+    quarantined: int,
+    by_reason: Mapping[str, int] | None,
+    max_rate: float,
+    unknown_key_window: str = "",
+    prediction_days_available: int | None = None,
+    prediction_days_missing: Sequence[str] = (),
+) -> Verdict:
+    """Share of the ground-truth lines collected on the day that were quarantined <= `max_rate`.
+
+    Every reason counts, `unknown_key` included (a valid line whose key matches no prediction of
+    `unknown_key_window`). With prediction days of that window not in the lake
+    (`prediction_days_missing`), labels of those days count as unknown until they are processed
+    and the day is re-run; the description says so.
+    """
+    reasons = dict(by_reason or {})
+    unknown = int(reasons.get("unknown_key", 0))
+    missing = list(prediction_days_missing or ())
+    figures: dict = {
+        "day": day,
+        "label_lines": label_lines,
+        "quarantined_labels": quarantined,
+        "label_lines_matched": label_lines - quarantined,
+        "unknown_key_labels": unknown,
+        "max_quarantine_rate": max_rate,
+        "quarantined_labels_by_reason": reasons,
+        "unknown_key_window": unknown_key_window,
+        "unknown_key_prediction_days_missing": missing,
+    }
+    if prediction_days_available is not None:
+        figures["unknown_key_prediction_days"] = int(prediction_days_available)
+    if label_lines <= 0:
+        return Verdict(
+            True,
+            f"no ground-truth line was collected on {day}: nothing to judge "
+            "(label_coverage reports missing labels)",
+            figures,
+        )
+    rate = quarantined / label_lines
+    figures["label_quarantine_rate"] = rate
+    figures.update(_rates_by_reason("label_quarantine_rate", reasons, label_lines))
+    text = _reasons(reasons, label_lines)
+    note = ""
+    if unknown:
+        note = f" {unknown} valid line(s) match no prediction of {unknown_key_window}"
+        if missing:
+            total = len(missing) + int(prediction_days_available or 0)
+            note += (
+                f" ({len(missing)} of those {total} prediction days are not in the lake: "
+                f"labels of those days count as unknown until they are processed and {day} "
+                "is re-run)"
+            )
+        note += "."
+    if rate <= max_rate:
+        detail = f": {text}." if quarantined else "."
+        return Verdict(
+            True,
+            f"{_pct(rate)} of {label_lines} ground-truth lines collected on {day} quarantined "
+            f"(max {_pct(max_rate)}){detail}{note}",
+            figures,
+        )
+    return Verdict(
+        False,
+        f"{_pct(rate)} of the ground-truth lines collected on {day} were quarantined "
+        f"({quarantined} of {label_lines}; max {_pct(max_rate)}): {text}.{note} The lines are in "
+        "quarantine_labels with their reason; unknown keys usually mean the label feed's eventIds "
+        "do not match the captures' inferenceIds (or labels came after their window).",
+        figures,
+    )
+
+
+def conflicting_labels(
+    day: str, delivered_keys: int, conflicting_keys: int, duplicate_keys: int, max_rate: float
+) -> Verdict:
+    """Share of the day's labeled keys that received conflicting labels must be <= `max_rate`.
+
+    A conflict (two different values for one key within the window) is resolved by keeping the
+    latest delivery; duplicates (the same value again) are harmless and only reported.
+    """
+    figures: dict = {
+        "day": day,
+        "label_delivered_keys": delivered_keys,
+        "conflicting_keys": conflicting_keys,
+        "duplicate_keys": duplicate_keys,
+        "max_conflicting_rate": max_rate,
+    }
+    if delivered_keys <= 0:
+        return Verdict(
+            True, f"no key of {day} has a label yet: no conflict or duplicate to judge", figures
+        )
+    rate = conflicting_keys / delivered_keys
+    figures["conflicting_rate"] = rate
+    figures["duplicate_rate"] = duplicate_keys / delivered_keys
+    duplicates = (
+        f"{duplicate_keys} key(s) received the same label more than once "
+        f"({_pct(duplicate_keys / delivered_keys)}; harmless)"
+    )
+    if rate <= max_rate:
+        return Verdict(
+            True,
+            f"{conflicting_keys} of {delivered_keys} labeled keys of {day} received conflicting "
+            f"labels ({_pct(rate)}, max {_pct(max_rate)}; the latest delivery is kept); "
+            f"{duplicates}",
+            figures,
+        )
+    return Verdict(
+        False,
+        f"{_pct(rate)} of the labeled keys of {day} received conflicting labels "
+        f"({conflicting_keys} of {delivered_keys}; max {_pct(max_rate)}): the latest delivery is "
+        f"kept, so the day's curves rest on the label source's last word. Ask the label source "
+        f"why labels change; {duplicates}.",
         figures,
     )
 

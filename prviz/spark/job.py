@@ -84,6 +84,10 @@ def hadoop_glob(spark, pattern: str) -> list[str]:
     return [] if statuses is None else sorted(s.getPath().toString() for s in statuses)
 
 
+# hour folders 00..23 only: a stray "24".."29" is reported by the capture listing, never read
+HOUR_GLOB = "{[01][0-9],2[0-3]}"
+
+
 def _alternatives(names: Sequence[str]) -> str:
     if not names:
         return "*"
@@ -102,14 +106,14 @@ def capture_hour_folders(spark, config: JobConfig, day: str) -> list[str]:
             _alternatives(config.endpoints),
             _alternatives(config.variants),
             _day_folder(day),
-            "[0-2][0-9]",
+            HOUR_GLOB,
         ]
     )
     return hadoop_glob(spark, pattern)
 
 
 def ground_truth_hour_folders(spark, config: JobConfig, day: str) -> list[str]:
-    pattern = f"{spark_uri(config.ground_truth_uri)}/{_day_folder(day)}/[0-2][0-9]"
+    pattern = f"{spark_uri(config.ground_truth_uri)}/{_day_folder(day)}/{HOUR_GLOB}"
     return hadoop_glob(spark, pattern)
 
 
@@ -135,9 +139,12 @@ def _read_lake(spark, lake: Lake, dataset: str, days: Sequence[str]):
             f"{dataset} is missing for {', '.join(missing)}: materialize {dataset} for "
             "those days first"
         )
-    # exactly the committed version's files (on S3 a day's folder may briefly hold two versions)
+    # exactly the committed version's files (on S3 a day's folder may briefly hold two versions),
+    # each checked against its recorded size; a corrupt file fails the read, whatever the
+    # cluster's spark.sql.files.ignoreCorruptFiles / ignoreMissingFiles say
     paths = [uri for day in days for uri in lake.partition_file_uris(dataset, day)]
-    return spark.read.option("basePath", lake.uri(dataset)).parquet(*paths)
+    reader = spark.read.option("ignoreCorruptFiles", "false").option("ignoreMissingFiles", "false")
+    return reader.option("basePath", lake.uri(dataset)).parquet(*paths)
 
 
 def _rows(df) -> list[dict]:
@@ -220,6 +227,17 @@ def run_predictions(spark, config: JobConfig, lake: Lake, days: Sequence[str], t
             for key, value in sorted(hours.items())
             if len(value) < 24
         }
+        # a stream with hour folders but not one record (empty files, blank lines) is empty
+        records = {f"{r['endpoint']}/{r['variant']}": r["records"] for r in rows}
+        meta["capture_records_by_variant"] = {
+            key: records.get(key, 0) for key in sorted(set(records) | set(hours))
+        }
+        meta["empty_streams"] = sorted(key for key in hours if not records.get(key))
+        for key in meta["empty_streams"]:
+            meta["warnings"].append(
+                f"{key}: capture files in {len(hours[key])} hour folder(s) of {day} but not one "
+                "record"
+            )
         meta["spark_seconds"] = seconds
         meta["range_days"] = len(days)
         meta["uri"] = uris[day]
@@ -246,8 +264,17 @@ def run_labeled_predictions(
     label_days = sorted({shift_day(d, k) for d in days for k in range(window + 1)})
     folders = {day: ground_truth_hour_folders(spark, config, day) for day in label_days}
     globs = [f"{folder}/*" for day in label_days for folder in folders[day]]
+    # The prediction days a label collected on a run day can label (L - window .. L), and those
+    # of them in the lake: a label is unknown_key against the days that exist (a day not yet
+    # processed counts as having no key until it is, and the label day is re-run).
+    key_days = sorted({shift_day(d, -k) for d in days for k in range(window + 1)})
+    available = {d for d in key_days if d in days or lake.has_partition("predictions", d)}
     if globs:
-        parsed = S.parse_ground_truth(S.read_lines(spark, globs)).persist()
+        parsed = S.parse_ground_truth(S.read_lines(spark, globs))
+        # the raw line is kept only where it can be quarantined: bad lines, and every line
+        # collected on the run's days (a valid one may match no prediction: unknown_key)
+        keep_line = F.col("reason").isNotNull() | F.col("dt").isin(list(days))
+        parsed = parsed.withColumn("line", F.when(keep_line, F.col("line"))).persist()
         keys = predictions.select("dt", "join_key").distinct()
         labels = S.resolve_labels(parsed, keys, window)
     else:
@@ -270,27 +297,39 @@ def run_labeled_predictions(
             F.countDistinct(
                 F.when((F.col("n_deliveries") > 1) & (F.col("n_distinct") == 1), F.col("join_key"))
             ).alias("duplicate_keys"),
+            F.countDistinct(F.when(F.col("n_deliveries") >= 1, F.col("join_key"))).alias(
+                "label_delivered_keys"
+            ),
         )
     )
     if parsed is not None:
-        quarantine = parsed.where(F.col("dt").isin(list(days)))
+        # the window's prediction keys, pruned to the key column (dt is the folder)
+        window_keys = _read_lake(spark, lake, "predictions", sorted(available))
+        unknown = S.unknown_key_labels(parsed, window_keys.select("dt", "join_key"), window, days)
+        collected = parsed.where(F.col("dt").isin(list(days)))
         quarantine_uris = _write_days(
-            S.quarantine_rows(quarantine, "ground_truth"),
+            S.quarantine_rows(collected.unionByName(unknown), "ground_truth"),
             lake,
             "quarantine_labels",
             days,
             token,
             QUARANTINE_SCHEMA,
         )
-        bad = _rows(parsed.where(F.col("reason").isNotNull()).groupBy("dt", "reason").count())
-        lines = _rows(parsed.groupBy("dt").count())
+        lines = _rows(
+            collected.groupBy("dt").agg(
+                F.count(F.lit(1)).alias("count"),
+                F.sum(F.when(F.col("reason").isNull(), 1).otherwise(0)).alias("valid"),
+            )
+        )
         parsed.unpersist()
     else:
         quarantine_uris = {
             d: lake.write_table("quarantine_labels", d, QUARANTINE_SCHEMA.empty_table())
             for d in days
         }
-        bad, lines = [], []
+        lines = []
+    # counted from what was committed (small), so the anti-join is not run a second time
+    bad = _rows(_read_lake(spark, lake, "quarantine_labels", days).groupBy("dt", "reason").count())
     seconds = time.monotonic() - started
     for day in days:
         meta = report[day]
@@ -302,6 +341,7 @@ def run_labeled_predictions(
             "n_batch_mismatch",
             "conflicting_keys",
             "duplicate_keys",
+            "label_delivered_keys",
         ):
             meta[key] = sum(r[key] for r in rows)
         meta["label_coverage"] = (
@@ -316,11 +356,21 @@ def run_labeled_predictions(
         window_days = [shift_day(day, k) for k in range(window + 1)]
         meta["label_window"] = f"{window_days[0]}..{window_days[-1]}"
         meta["label_days_present"] = sum(1 for d in window_days if folders[d])
-        meta["label_lines_collected_today"] = next((r["count"] for r in lines if r["dt"] == day), 0)
+        # label lines collected today: lines = quarantined (every reason) + matched
+        line_row = next((r for r in lines if r["dt"] == day), {"count": 0, "valid": 0})
+        meta["label_lines_collected_today"] = int(line_row["count"])
+        meta["label_lines_valid"] = int(line_row["valid"] or 0)
         meta["quarantined_labels_by_reason"] = {
             r["reason"]: r["count"] for r in bad if r["dt"] == day
         }
         meta["quarantined_labels"] = sum(meta["quarantined_labels_by_reason"].values())
+        meta["unknown_key_labels"] = meta["quarantined_labels_by_reason"].get("unknown_key", 0)
+        meta["label_lines_matched"] = meta["label_lines_valid"] - meta["unknown_key_labels"]
+        key_window = [shift_day(day, -k) for k in range(window, -1, -1)]
+        missing = [d for d in key_window if d not in available]
+        meta["unknown_key_window"] = f"{key_window[0]}..{key_window[-1]}"
+        meta["unknown_key_prediction_days"] = len(key_window) - len(missing)
+        meta["unknown_key_prediction_days_missing"] = missing
         meta["spark_seconds"] = seconds
         meta["range_days"] = len(days)
         meta["uri"] = uris[day]
@@ -331,6 +381,18 @@ def run_labeled_predictions(
             meta["warnings"].append(
                 f"{meta['conflicting_keys']} keys received conflicting labels (latest kept)"
             )
+        if meta["unknown_key_labels"]:
+            text = (
+                f"{meta['unknown_key_labels']} label lines collected on {day} match no "
+                f"prediction of {meta['unknown_key_window']}: quarantined as unknown_key"
+            )
+            if missing:
+                text += (
+                    f" ({len(missing)} of those {len(key_window)} prediction days are not in the "
+                    f"lake: {', '.join(missing)}; labels of those days count as unknown until "
+                    f"they are processed and {day} is re-run)"
+                )
+            meta["warnings"].append(text)
     return report
 
 
@@ -400,6 +462,10 @@ def run_job(
     if unknown:
         raise ValueError(f"unknown stages {sorted(unknown)}: choose from {', '.join(STAGES)}")
     lake = config.lake()
+    try:  # what killed runs left behind (Lake.sweep_stale); never a reason to fail this run
+        lake.sweep_stale()
+    except LakeError as error:
+        log.warning("could not sweep stale staging in %s: %s", lake.root, error)
     token = lake.new_staging_token()
     report: Report = {}
     try:

@@ -8,7 +8,9 @@ failing the day.
 
 Record-level contract: every non-blank captured line becomes exactly one parsed row, either good
 (`reason` null, one or more scores) or quarantined (`reason` set, raw line kept). So
-`records = good + quarantined` holds exactly, per day and per file.
+`records = good + quarantined` holds exactly, per day and per file. Ground-truth lines follow the
+same contract, and a valid label line whose key matches no prediction it could label is quarantined
+too (`unknown_key_labels`): per collection day, `lines = quarantined + matched`.
 """
 
 from pyspark.sql import Column, DataFrame
@@ -255,7 +257,9 @@ def parse_ground_truth(lines: DataFrame) -> DataFrame:
 
     Columns: dt (the day the label was collected, from the folder), collected_at (the folder's
     hour), source_file, reason, join_key, labels (array<int>, one per mini-batch line), label_text
-    (the normalised label values, for duplicate/conflict detection), line (quarantined only).
+    (the normalised label values, for duplicate/conflict detection), line (the raw line, first
+    MAX_QUARANTINED_LINE characters, for every row: a valid line can still be quarantined later,
+    as `unknown_key`; callers drop it where they cannot need it).
     """
     path = F.col("source_file")
     rec = F.from_json(F.col("line"), GROUND_TRUTH_SCHEMA, _JSON_OPTIONS)
@@ -302,8 +306,37 @@ def parse_ground_truth(lines: DataFrame) -> DataFrame:
         F.col("rec.eventMetadata.eventId").alias("join_key"),
         F.when(good, F.transform("values", lambda v: v.cast("int"))).alias("labels"),
         F.when(good, F.concat_ws(",", "values")).alias("label_text"),
-        F.when(~good, F.substring("line", 1, MAX_QUARANTINED_LINE)).alias("line"),
+        F.substring("line", 1, MAX_QUARANTINED_LINE).alias("line"),
     )
+
+
+def unknown_key_labels(
+    parsed_labels: DataFrame, prediction_keys: DataFrame, window_days: int, label_days
+) -> DataFrame:
+    """Valid label lines collected on `label_days` whose key matches no prediction they could label.
+
+    A label collected on day L can label a prediction of day L - window_days .. L (the window of
+    `resolve_labels`, seen from the label's side). `prediction_keys` (dt, join_key) holds the keys
+    of those prediction days that exist; a valid line of day L whose key is not among the keys of
+    L - window_days .. L is returned with `reason = 'unknown_key'` (resolve_labels never uses it).
+    Every other valid line of day L is *matched*, so per label day:
+    lines = quarantined (every reason, unknown_key included) + matched.
+
+    One left-anti join on the key, the window being a condition of the join: the predictions side
+    needs only its key column (and `dt`, the folder). Columns: parse_ground_truth's.
+    """
+    good = parsed_labels.where(F.col("reason").isNull() & F.col("dt").isin(list(label_days)))
+    keys = prediction_keys.select(
+        F.col("dt").alias("__prediction_dt"), F.col("join_key").alias("__prediction_key")
+    )
+    label_day = F.to_date(F.col("dt"))
+    prediction_day = F.to_date(F.col("__prediction_dt"))
+    matches = (
+        (F.col("join_key") == F.col("__prediction_key"))
+        & (prediction_day >= F.date_sub(label_day, window_days))
+        & (prediction_day <= label_day)
+    )
+    return good.join(keys, matches, "left_anti").withColumn("reason", F.lit("unknown_key"))
 
 
 def resolve_labels(parsed_labels: DataFrame, prediction_keys: DataFrame, window_days: int):

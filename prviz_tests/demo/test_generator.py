@@ -23,7 +23,9 @@ from prviz.demo.generator import (
     LABEL_KINDS,
     DemoReport,
     DemoSpec,
+    HostileSpec,
     write_demo_data,
+    write_hostile_day,
 )
 
 START = dt.date(2025, 1, 31)  # across the month end
@@ -513,3 +515,224 @@ def test_base64_decodes_strictly(demo):
                     assert all(len(r.split(",")) == 4 for r in payload.split("\n"))
                 n += 1
     assert n > 0
+
+
+def test_demo_bytes_are_pinned(tmp_path):
+    """The demo files of a fixed seed and spec never change by accident (the hostile day was
+    added beside them without moving one byte); change this hash only on purpose."""
+    spec = DemoSpec(records_per_day=96, bad_fraction=0.05)
+    write_demo_data(tmp_path, dt.date(2024, 12, 31), 2, seed=3, spec=spec)
+    assert _tree_hash(tmp_path) == (
+        "b8266ed3f3cbad091270fcae2ba7cecdca02e9fbc0b1a8c144e4792f4708432e"
+    )
+
+
+# -- the hostile day ---------------------------------------------------------------------------
+HOSTILE_DAY = dt.date(2025, 6, 1)
+HOSTILE = HostileSpec(big_file_bytes=1_500_000)  # the real one is 100 MB: same code, smaller
+
+
+def _classify_capture(line: str) -> str | None:
+    """Why a capture line cannot be used (None = good), by DESIGN.md's rules, independently."""
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError:
+        return "malformed_json"
+    out = obj["captureData"]["endpointOutput"]
+    if out["encoding"] not in ("CSV", "JSON", "BASE64"):
+        return "unknown_encoding"
+    payload = _payload(out)
+    if out["observedContentType"].startswith("text/csv"):
+        texts = payload.split("\n")
+    else:
+        preds = json.loads(payload, parse_float=RawNumber)["predictions"]
+        texts = [p["score"] if isinstance(p["score"], RawNumber) else "x" for p in preds]
+    try:
+        [float(t) for t in texts]
+    except ValueError:
+        return "unparseable_score"
+    return None
+
+
+def _capture_key(line: str) -> str | None:
+    try:
+        meta = json.loads(line)["eventMetadata"]
+    except json.JSONDecodeError:
+        return None
+    return meta.get("inferenceId", meta["eventId"])
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory):
+    out = tmp_path_factory.mktemp("hostile")
+    return write_hostile_day(out, HOSTILE_DAY, seed=5, spec=HOSTILE), out
+
+
+def test_hostile_capture_layout_missing_hour_empty_variant_big_file(hostile):
+    report, out = hostile
+    root = out / "capture" / "fraud-scorer"
+    hours = {
+        variant: sorted(int(p.name) for p in (root / variant / "2025/06/01").iterdir())
+        for variant in ("champion", "challenger", "shadow")
+    }
+    assert hours == {
+        "champion": [h for h in range(24) if h != 13],
+        "challenger": list(range(24)),
+        "shadow": list(range(24)),
+    }
+    assert report.missing_hours == {"fraud-scorer/champion": [13]}
+    assert report.empty_streams == ["fraud-scorer/shadow"]
+    shadow = sorted((root / "shadow").rglob("*.jsonl"))
+    assert [p.read_bytes() for p in shadow] == [b"", b"\n"] * 12
+    assert report.empty_stream_files == 24 and report.empty_stream_bytes == 12
+    big = out / report.big_file
+    assert big.parent == root / "challenger/2025/06/01/15"
+    size = big.stat().st_size
+    assert size == report.big_file_bytes
+    last = big.read_bytes().rstrip(b"\n").rsplit(b"\n", 1)[-1]
+    # the shortest run of records reaching the target: without its last line it is short
+    assert HOSTILE.big_file_bytes <= size < HOSTILE.big_file_bytes + len(last) + 1
+    assert len(big.read_text().splitlines()) == report.big_file_records
+    files = [p for p in (out / "capture").rglob("*.jsonl")]
+    assert len(files) == report.capture_files == 23 + 25 + 24
+    assert sum(p.stat().st_size for p in files) == report.capture_bytes
+
+
+def test_hostile_capture_counts_and_every_bad_line(hostile):
+    report, out = hostile
+    bad, records, keys = set(), Counter(), {}
+    reasons, predictions = Counter(), 0
+    for path in sorted((out / "capture").rglob("*.jsonl")):
+        rel = path.relative_to(out).as_posix()
+        stream = "/".join(rel.split("/")[1:3])
+        records[stream] += 0
+        for line in path.read_text().splitlines():
+            if not line.strip():
+                continue
+            records[stream] += 1
+            reason = _classify_capture(line)
+            keys[_capture_key(line) or line] = reason
+            if reason:
+                reasons[reason] += 1
+                bad.add((reason, rel, line))
+            else:
+                out_ = json.loads(line)["captureData"]["endpointOutput"]
+                k = len(_payload(out_).split("\n")) if out_["encoding"] != "JSON" else None
+                predictions += k or len(json.loads(_payload(out_))["predictions"])
+    assert dict(records) == report.records_by_stream
+    assert report.records_by_stream["fraud-scorer/shadow"] == 0
+    assert sum(records.values()) == report.capture_records
+    assert dict(reasons) == report.bad_records
+    assert report.quarantined_records == report.capture_records - report.good_records
+    assert bad == set(report.bad_capture_lines) and len(bad) == len(report.bad_capture_lines)
+    assert predictions == report.predictions
+    # exactly round(rate x records) per file group
+    n = report.records_by_stream["fraud-scorer/champion"]
+    in_champion = Counter(r for r, rel, _ in report.bad_capture_lines if "/champion/" in rel)
+    assert in_champion == {
+        "malformed_json": round(0.01 * n),
+        "unknown_encoding": round(0.01 * n),
+        "unparseable_score": round(0.005 * n),
+    }
+    assert sum(report.big_file_bad_records.values()) > 0
+
+
+def _classify_label(line: str, good_keys) -> tuple[str, str | None, str | None]:
+    """(kind, key, data) of a label line: a quarantine reason, or 'valid'."""
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError:
+        return "malformed_json", None, None
+    gt, key = obj["groundTruthData"], obj["eventMetadata"]["eventId"]
+    if gt["encoding"] != "CSV":
+        return "unknown_encoding", key, None
+    if any(v not in ("0", "1") for v in gt["data"].split("\n")):
+        return "invalid_label", key, None
+    if key not in good_keys:
+        return "unknown_key", key, None
+    return "valid", key, gt["data"]
+
+
+def test_hostile_labels_add_up_and_resolve_exactly(hostile):
+    report, out = hostile
+    good, when, size = set(), {}, {}
+    for path in sorted((out / "capture").rglob("*.jsonl")):
+        for line in path.read_text().splitlines():
+            if line.strip() and _classify_capture(line) is None:
+                obj = json.loads(line)
+                key = _capture_key(line)
+                good.add(key)
+                when[key] = _parse_time(obj["eventMetadata"]["inferenceTime"])
+                output = obj["captureData"]["endpointOutput"]
+                payload = _payload(output)
+                json_ = output["observedContentType"] == "application/json"
+                size[key] = len(
+                    json.loads(payload)["predictions"] if json_ else payload.split("\n")
+                )
+    kinds, bad, deliveries = Counter(), set(), defaultdict(list)
+    for path in sorted((out / "ground-truth").rglob("*.jsonl")):
+        rel = path.relative_to(out).as_posix()
+        m = GT_RE.match(rel)
+        assert m, rel
+        folder = dt.datetime(int(m["y"]), int(m["m"]), int(m["d"]), int(m["h"]))
+        assert folder.date() == HOSTILE_DAY  # every label is collected on the day itself
+        for line in path.read_text().splitlines():
+            kind, key, data = _classify_label(line, good)
+            kinds[kind] += 1
+            if kind == "valid":
+                deliveries[key].append((folder, data))
+                assert folder >= when[key].replace(minute=0, second=0, microsecond=0)
+            else:
+                bad.add((kind, rel, line))
+    assert sum(kinds.values()) == report.label_lines
+    assert kinds["valid"] == report.label_lines_matched
+    assert {k: v for k, v in kinds.items() if k != "valid"} == report.label_quarantine
+    assert report.label_lines == report.label_lines_matched + report.quarantined_label_lines
+    assert bad == set(report.bad_label_lines) and len(bad) == len(report.bad_label_lines)
+    assert report.label_quarantine["unknown_key"] == (
+        report.unknown_key_for_quarantined_captures + report.unknown_key_never_captured
+    )
+    assert report.unknown_key_for_quarantined_captures == report.quarantined_records
+    duplicates = conflicts = labeled = 0
+    for lines in deliveries.values():
+        if len(lines) == 2 and lines[0][1] == lines[1][1]:
+            duplicates += 1
+        elif len(lines) == 2:
+            conflicts += 1
+            assert lines[1][0] > lines[0][0]  # the correction is in a strictly later hour
+        else:
+            assert len(lines) == 1
+    positives = 0
+    for key, lines in deliveries.items():
+        labeled += size[key]
+        latest = max(lines)[1].split("\n")  # the latest collection hour wins
+        assert len(latest) == size[key]
+        positives += sum(int(v) for v in latest)
+    assert (duplicates, conflicts) == (report.duplicate_keys, report.conflicting_keys)
+    assert duplicates == round(0.01 * len(good)) and conflicts == round(0.01 * len(good))
+    assert len(deliveries) == report.keys_delivered
+    assert len(good) - len(deliveries) == report.keys_undelivered == round(0.05 * len(good))
+    assert labeled == report.labeled_predictions
+    assert positives == report.labeled_positives
+    assert sum(report.labeled_by_stream.values()) == report.labeled_predictions
+
+
+def test_hostile_day_is_deterministic(tmp_path, hostile):
+    report, out = hostile
+    again = write_hostile_day(tmp_path / "a", HOSTILE_DAY, seed=5, spec=HOSTILE)
+    assert _tree_hash(tmp_path / "a") == _tree_hash(out)
+    strip = {"out", "capture_root", "ground_truth_root"}
+    assert {k: v for k, v in again.to_dict().items() if k not in strip} == {
+        k: v for k, v in report.to_dict().items() if k not in strip
+    }
+    write_hostile_day(tmp_path / "b", HOSTILE_DAY, seed=6, spec=HOSTILE)
+    assert _tree_hash(tmp_path / "b") != _tree_hash(out)
+
+
+def test_invalid_hostile_specs_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="missing_hour_variant"):
+        write_hostile_day(tmp_path, HOSTILE_DAY, spec=HostileSpec(missing_hour_variant="nope"))
+    with pytest.raises(ValueError, match="not the empty variant"):
+        write_hostile_day(tmp_path, HOSTILE_DAY, spec=HostileSpec(empty_variant="champion"))
+    with pytest.raises(ValueError, match="big_file_hour"):
+        write_hostile_day(tmp_path, HOSTILE_DAY, spec=HostileSpec(big_file_hour=24))

@@ -74,7 +74,7 @@ def test_sensor_is_running_by_default_and_reads_every_monitored_check(world):
     sensor = world.defs.resolve_sensor_def(ALERT_SENSOR)
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
     assert sensor.required_resource_keys == {"alert_log_notifier"}
-    assert len(world.monitoring.monitored_check_keys) == 9
+    assert len(world.monitoring.monitored_check_keys) == 12
 
 
 def test_one_alert_per_failure_none_on_the_next_tick_then_one_recovery(world, instance):

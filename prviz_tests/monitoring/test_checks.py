@@ -30,12 +30,15 @@ def test_the_checks_target_the_right_assets_with_the_right_severity(world):
         for spec in checks.check_specs
     }
     assert sorted(specs) == [
+        "labeled_predictions:conflicting_labels",
         "labeled_predictions:label_coverage",
+        "labeled_predictions:label_quarantine_rate",
         "pr_curves:average_precision_vs_baseline",
         "pr_curves:best_f1_vs_baseline",
         "pr_curves:capture_hours_complete",
         "pr_curves:capture_quarantine_rate",
         "pr_curves:has_positives",
+        "predictions:capture_streams_have_records",
         "predictions:volume_near_median",
     ]
     blocking = sorted(k for k, spec in specs.items() if spec.blocking)
@@ -185,5 +188,96 @@ def test_a_check_that_cannot_read_its_figures_fails_and_says_why(world, instance
     run_checks(world, instance, ["pr_curves:has_positives"], "2025-01-04")
     passed, text, meta = check_state(instance, "pr_curves", "has_positives", "2025-01-04")
     assert not passed
-    assert text.startswith("has_positives could not be evaluated for 2025-01-04: LakeError")
-    assert meta["error"].startswith("LakeError: corrupt Parquet file")
+    # the lake's own error (its class and words belong to prviz/lake/store.py) follows
+    assert text.startswith("has_positives could not be evaluated for 2025-01-04: ")
+    assert "Error: pr_summary dt=2025-01-04: " in text
+    assert "Error: pr_summary dt=2025-01-04: " in meta["error"]
+
+
+def _severity(instance, asset: str, check: str, day: str) -> str:
+    from dagster._core.storage.event_log.base import PartitionKeyFilter
+
+    key = dg.AssetCheckKey(dg.AssetKey(asset), check)
+    [record] = instance.event_log_storage.get_asset_check_execution_history(
+        key, limit=1, partition_filter=PartitionKeyFilter(key=day)
+    )
+    return record.event.asset_check_evaluation.severity.value
+
+
+def test_bad_input_says_what_happened_with_the_right_severities(tmp_path, instance):
+    """A day with a tolerated missing hour, an empty variant, unknown-key labels and conflicts."""
+    config = MonitoringConfig(alert_log=str(tmp_path / "a.log"), max_missing_capture_hours=1)
+    world = build_world(tmp_path, config)
+    day = good_day()
+    day["predictions"].update(
+        capture_hours_present={
+            "fraud-scorer/champion": 23, "fraud-scorer/challenger": 24, "fraud-scorer/shadow": 24
+        },
+        capture_hours_missing={"fraud-scorer/champion": [13]},
+        capture_records_by_variant={
+            "fraud-scorer/champion": 5_000, "fraud-scorer/challenger": 5_000,
+            "fraud-scorer/shadow": 0,
+        },
+        empty_streams=["fraud-scorer/shadow"],
+        quarantined_records=100,
+        quarantined_by_reason={"malformed_json": 60, "unknown_encoding": 40},
+    )  # fmt: skip
+    day["labeled_predictions"].update(
+        label_lines_collected_today=10_000,
+        quarantined_labels=101,
+        quarantined_labels_by_reason={"malformed_json": 41, "unknown_key": 60},
+        unknown_key_labels=60,
+        unknown_key_window="2025-01-01..2025-01-08",
+        unknown_key_prediction_days=7,
+        unknown_key_prediction_days_missing=["2025-01-01"],
+        label_delivered_keys=9_000,
+        conflicting_keys=91,
+        duplicate_keys=300,
+    )
+    seed_day(instance, _lake(world), "2025-01-08", day)
+    names = [
+        "predictions:capture_streams_have_records",
+        "labeled_predictions:label_quarantine_rate",
+        "labeled_predictions:conflicting_labels",
+        "pr_curves:capture_hours_complete",
+        "pr_curves:capture_quarantine_rate",
+    ]
+    result = run_checks(world, instance, names, "2025-01-08")
+    assert result.success  # only WARN checks fail: nothing blocks
+    outcome = {
+        name: (check_state(instance, *name.split(":"), "2025-01-08")[0],
+               _severity(instance, *name.split(":"), "2025-01-08"))
+        for name in names
+    }  # fmt: skip
+    assert outcome == {
+        "predictions:capture_streams_have_records": (False, "WARN"),
+        "labeled_predictions:label_quarantine_rate": (False, "WARN"),
+        "labeled_predictions:conflicting_labels": (False, "WARN"),
+        "pr_curves:capture_hours_complete": (True, "ERROR"),
+        "pr_curves:capture_quarantine_rate": (True, "ERROR"),
+    }
+    _, text, meta = check_state(
+        instance, "predictions", "capture_streams_have_records", "2025-01-08"
+    )
+    assert "fraud-scorer/shadow (24 hour folder(s))" in text
+    assert meta["empty_streams"] == ["fraud-scorer/shadow"]
+    _, text, meta = check_state(
+        instance, "labeled_predictions", "label_quarantine_rate", "2025-01-08"
+    )
+    assert text.startswith("1.01 % of the ground-truth lines collected on 2025-01-08 were quar")
+    assert "malformed_json 41 (0.41 %), unknown_key 60 (0.60 %)" in text
+    assert "60 valid line(s) match no prediction of 2025-01-01..2025-01-08" in text
+    assert "1 of those 8 prediction days are not in the lake" in text
+    assert meta["label_quarantine_rate/unknown_key"] == 0.006
+    _, text, meta = check_state(instance, "labeled_predictions", "conflicting_labels", "2025-01-08")
+    assert "(91 of 9000; max 1.00 %)" in text and "300 key(s) received the same label" in text
+    assert meta["conflicting_keys"] == 91 and meta["duplicate_keys"] == 300
+    _, text, meta = check_state(instance, "pr_curves", "capture_hours_complete", "2025-01-08")
+    assert "missing within the tolerance: fraud-scorer/champion: hours 13" in text
+    assert "fraud-scorer/shadow has hour folders but no record" in text
+    _, text, meta = check_state(instance, "pr_curves", "capture_quarantine_rate", "2025-01-08")
+    assert text == (
+        "1.00 % of 10000 capture records quarantined on 2025-01-08 (max 1.00 %): "
+        "malformed_json 60 (0.60 %), unknown_encoding 40 (0.40 %)"
+    )
+    assert meta["quarantine_rate/malformed_json"] == 0.006

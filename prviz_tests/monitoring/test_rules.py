@@ -162,3 +162,78 @@ def test_champion_can_be_named_per_endpoint():
     assert "ep/green 0.4000 vs champion blue" in verdict.description
     assert "other/blue 0.3000 vs champion green" in verdict.description
     assert verdict.metadata["challengers_compared"] == 2
+
+
+def test_quarantine_rate_gives_the_rate_of_every_reason():
+    verdict = rules.quarantine_rate(
+        DAY, 10_000, 30, {"malformed_json": 20, "unparseable_score": 10}, 0.01
+    )
+    assert verdict.passed
+    assert verdict.metadata["quarantine_rate/malformed_json"] == 0.002
+    assert verdict.metadata["quarantine_rate/unparseable_score"] == 0.001
+    assert verdict.description.endswith(
+        ": malformed_json 20 (0.20 %), unparseable_score 10 (0.10 %)"
+    )
+
+
+def test_tolerated_missing_hours_and_empty_streams_are_named():
+    verdict = rules.capture_hours_complete(
+        DAY, {"ep/a": 23, "ep/b": 24}, {"ep/a": [13]}, [], 1, ["ep/b"]
+    )
+    assert verdict.passed
+    assert "missing within the tolerance: ep/a: hours 13" in verdict.description
+    assert "ep/b has hour folders but no record" in verdict.description
+    assert verdict.metadata["empty_streams"] == ["ep/b"]
+
+
+def test_capture_streams_have_records():
+    assert rules.capture_streams_have_records(DAY, {"ep/a": 5, "ep/b": 1}, {}).passed
+    verdict = rules.capture_streams_have_records(DAY, {"ep/a": 5, "ep/b": 0}, {"ep/b": 24})
+    assert not verdict.passed
+    assert "ep/b (24 hour folder(s))" in verdict.description
+    assert verdict.metadata["empty_streams"] == ["ep/b"]
+    assert verdict.metadata["capture_records/ep/a"] == 5
+    verdict = rules.capture_streams_have_records(DAY, {}, {})
+    assert verdict.passed and "capture_hours_complete" in verdict.description
+
+
+@pytest.mark.parametrize(("quarantined", "passed"), [(0, True), (100, True), (101, False)])
+def test_label_quarantine_rate_threshold_is_inclusive(quarantined, passed):
+    by_reason = {"unknown_key": quarantined}
+    verdict = rules.label_quarantine_rate(
+        DAY, 10_000, quarantined, by_reason, 0.01, "2025-01-01..2025-01-08", 8, []
+    )
+    assert verdict.passed is passed
+    assert verdict.metadata["label_quarantine_rate"] == quarantined / 10_000
+    assert verdict.metadata["label_lines_matched"] == 10_000 - quarantined
+    assert verdict.metadata["unknown_key_labels"] == quarantined
+    if quarantined:
+        assert f"{quarantined} valid line(s) match no prediction of 2025-01-01..2025-01-08." in (
+            verdict.description
+        )
+        assert "not in the lake" not in verdict.description
+
+
+def test_label_quarantine_rate_says_when_unknown_keys_are_provisional():
+    verdict = rules.label_quarantine_rate(
+        DAY, 1_000, 500, {"unknown_key": 450, "invalid_label": 50}, 0.01,
+        "2025-01-01..2025-01-08", 6, ["2025-01-01", "2025-01-02"],
+    )  # fmt: skip
+    assert not verdict.passed
+    assert "invalid_label 50 (5.00 %), unknown_key 450 (45.00 %)" in verdict.description
+    assert (
+        "2 of those 8 prediction days are not in the lake: labels of those days count as "
+        f"unknown until they are processed and {DAY} is re-run" in verdict.description
+    )
+    assert verdict.metadata["unknown_key_prediction_days_missing"] == ["2025-01-01", "2025-01-02"]
+    assert rules.label_quarantine_rate(DAY, 0, 0, {}, 0.01).passed
+
+
+@pytest.mark.parametrize(("conflicting", "passed"), [(0, True), (90, True), (91, False)])
+def test_conflicting_labels_threshold_and_duplicates_never_fail(conflicting, passed):
+    verdict = rules.conflicting_labels(DAY, 9_000, conflicting, 9_000, 0.01)
+    assert verdict.passed is passed
+    assert verdict.metadata["conflicting_rate"] == conflicting / 9_000
+    assert verdict.metadata["duplicate_rate"] == 1.0
+    assert "9000 key(s) received the same label more than once" in verdict.description
+    assert rules.conflicting_labels(DAY, 0, 0, 0, 0.01).passed

@@ -195,6 +195,16 @@ def test_job_report_counts_everything(job):
     assert lab["duplicate_keys"] == 1
     assert lab["quarantined_labels_by_reason"] == {"invalid_label": 1, "malformed_json": 1}
     assert lab["label_coverage"] == pytest.approx(7 / 12, abs=1e-15)
+    assert pred["capture_records_by_variant"] == {"ep/A": len(GOOD) + len(BAD), "ep/B": 1}
+    assert pred["empty_streams"] == []
+    # lines collected on DAY: txn-1 "1" (matched), e-8 "2" (invalid), a truncated line
+    assert lab["label_lines_collected_today"] == 3
+    assert lab["label_lines_valid"] == lab["label_lines_matched"] == 1
+    assert lab["unknown_key_labels"] == 0
+    assert lab["unknown_key_window"] == "2025-01-08..2025-01-15"
+    assert lab["unknown_key_prediction_days"] == 1  # only DAY is in this lake
+    assert lab["unknown_key_prediction_days_missing"] == [f"2025-01-{d:02d}" for d in range(8, 15)]
+    assert lab["label_delivered_keys"] == 6  # txn-1, e-2, e-3, e-4, txn-5, e-7
 
 
 def test_quarantine_datasets_hold_every_bad_line(job):
@@ -255,3 +265,42 @@ def test_a_day_with_no_data_gives_empty_partitions_and_a_warning(spark, job):
     assert any("no capture data" in w for w in report["predictions"]["2025-02-01"]["warnings"])
     assert lake.read_partition("predictions", "2025-02-01").num_rows == 0
     assert lake.read_partition("pr_summary", "2025-02-01").num_rows == 0
+
+
+def test_labels_for_unknown_keys_are_quarantined_on_the_day_they_were_collected(
+    spark, data, tmp_path
+):
+    """Collected on 2025-01-16: e-2, e-3, e-4 (predictions of the 15th, in the window) and zzz
+    (no prediction anywhere). Until the 15th is in the lake, its labels count as unknown too."""
+    config = JobConfig(
+        capture_uri=str(data / "capture"),
+        ground_truth_uri=str(data / "ground-truth"),
+        lake_uri=str(tmp_path / "lake"),
+    )
+    lake = Lake(config.lake_uri)
+    two = ["predictions", "labeled_predictions"]
+    early = run_job(spark, config, ["2025-01-16"], two)["labeled_predictions"]["2025-01-16"]
+    assert early["label_lines_collected_today"] == 4
+    assert early["quarantined_labels_by_reason"] == {"unknown_key": 4}
+    assert early["label_lines_matched"] == 0
+    assert early["unknown_key_prediction_days"] == 1
+    assert "2025-01-15" in early["unknown_key_prediction_days_missing"]
+    assert any("are processed and 2025-01-16 is re-run" in w for w in early["warnings"])
+
+    run_job(spark, config, [DAY], two)
+    late = run_job(spark, config, ["2025-01-16"], ["labeled_predictions"])
+    late = late["labeled_predictions"]["2025-01-16"]
+    assert late["quarantined_labels_by_reason"] == {"unknown_key": 1}
+    assert late["quarantined_labels"] == 1 and late["unknown_key_labels"] == 1
+    assert late["label_lines_matched"] == 3
+    assert late["label_lines_collected_today"] == late["quarantined_labels"] + 3
+    assert late["unknown_key_prediction_days"] == 2
+    assert late["unknown_key_prediction_days_missing"] == [f"2025-01-{d:02d}" for d in range(9, 15)]
+    quarantined = lake.read_partition("quarantine_labels", "2025-01-16").to_pandas()
+    assert quarantined.reason.tolist() == ["unknown_key"]
+    assert quarantined.source.tolist() == ["ground_truth"]
+    assert json.loads(quarantined.line[0]) == label("zzz", "1")
+    assert quarantined.source_file[0].endswith("/ground-truth/2025/01/16/00/a.jsonl")
+    # the prediction day's labels are untouched by the label day's accounting
+    labeled = lake.read_partition("labeled_predictions", DAY).to_pandas()
+    assert labeled.set_index("join_key").loc["e-3", "label"] == 1
