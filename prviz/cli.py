@@ -61,6 +61,9 @@ def _end_progress() -> None:
 def cmd_demo_data(args) -> int:
     from prviz.demo.generator import DemoSpec, write_demo_data
 
+    if getattr(args, "hostile", False):
+        return _hostile_day(args)
+    args.days = args.days or 7
     spec = DemoSpec(records_per_day=args.records_per_day)
     out = Path(args.out)
     started = time.monotonic()
@@ -84,6 +87,31 @@ def cmd_demo_data(args) -> int:
     )
     print(f"  captures:     {out / 'capture'}")
     print(f"  ground truth: {out / 'ground-truth'}")
+    return 0
+
+
+def _hostile_day(args) -> int:
+    """One day of bad input at volume (docs/data-contracts.md): what was written, exactly."""
+    from prviz.demo.generator import write_hostile_day
+
+    if args.days not in (None, 1):
+        raise UserError("--hostile writes one day: leave out --days (or use --days 1)")
+    started = time.monotonic()
+    report = write_hostile_day(Path(args.out), args.start, seed=args.seed)
+    print(
+        f"wrote a hostile day {report.date} in {time.monotonic() - started:.1f} s: "
+        f"{report.capture_records:,} capture records = {report.good_records:,} good + "
+        f"{report.quarantined_records:,} bad {report.bad_records}, "
+        f"{report.capture_bytes / 1e6:.1f} MB (one file of {report.big_file_bytes / 1e6:.1f} MB); "
+        f"missing hours {report.missing_hours}; empty streams {report.empty_streams}"
+    )
+    print(
+        f"  labels: {report.label_lines:,} lines = {report.label_lines_matched:,} matched + "
+        f"{report.quarantined_label_lines:,} to quarantine {report.label_quarantine}; "
+        f"{report.duplicate_keys} duplicate, {report.conflicting_keys} conflicting keys"
+    )
+    print(f"  captures:     {Path(args.out) / 'capture'}")
+    print(f"  ground truth: {Path(args.out) / 'ground-truth'}")
     return 0
 
 
@@ -331,13 +359,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo-data", help="write demo captures and labels in the real formats")
     p.add_argument("--out", required=True, help="folder to write capture/ and ground-truth/ into")
     p.add_argument("--start", type=_date, required=True, help="first day, YYYY-MM-DD")
-    p.add_argument("--days", type=_positive, default=7, help="number of days (default 7)")
+    p.add_argument("--days", type=_positive, default=None, help="number of days (default 7)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument(
         "--records-per-day",
         type=_positive,
         default=20_000,
         help="capture records per day across variants (default 20000)",
+    )
+    p.add_argument(
+        "--hostile",
+        action="store_true",
+        help="instead: one day of bad input at volume (1%% malformed, unknown encodings, bad "
+        "scores, unknown/duplicate/conflicting labels, a missing hour, an empty variant, a 100 MB "
+        "file)",
     )
     p.set_defaults(func=cmd_demo_data)
 

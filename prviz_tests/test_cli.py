@@ -113,3 +113,22 @@ def test_backfill_labels_only_recomputes_without_the_parse(spark, monkeypatch, t
         assert materializations("predictions") == 1  # the parse ran once
         assert materializations("labeled_predictions") == 2
         assert materializations("pr_dashboard") == 2
+
+
+def test_demo_data_hostile_writes_one_hostile_day(tmp_path, capsys):
+    from prviz.demo.generator import write_hostile_day
+
+    assert main(["demo-data", "--out", str(tmp_path / "cli"), "--start", "2025-06-01",
+                 "--hostile"]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    import datetime as dt
+
+    expected = write_hostile_day(tmp_path / "direct", dt.date(2025, 6, 1), seed=0)
+    assert "wrote a hostile day 2025-06-01" in out
+    assert f"{expected.capture_records:,} capture records = {expected.good_records:,} good" in out
+    assert f"{expected.label_lines:,} lines = {expected.label_lines_matched:,} matched" in out
+    big = tmp_path / "cli" / expected.big_file
+    assert big.stat().st_size == expected.big_file_bytes >= 100_000_000
+    assert main(["demo-data", "--out", str(tmp_path / "x"), "--start", "2025-06-01",
+                 "--hostile", "--days", "2"]) == 2  # fmt: skip
+    assert "--hostile writes one day" in capsys.readouterr().err
