@@ -215,10 +215,41 @@ def test_quicksight_csv_and_manifests_are_written_for_every_day(lake):
         assert len(rows) - 1 == lake.read_partition("pr_summary", day).num_rows
 
 
-def test_dashboard_page_is_written_with_every_day(lake):
+def _dashboard_days(lake) -> dict[str, list[str]]:
+    import json
+    import re
+
     html = lake.read_bytes("dashboard/index.html").decode()
-    assert all(day in html for day in DAYS)
-    assert "prviz-data" in html
+    match = re.search(r'<script type="application/json" id="prviz-data">(.*?)</script>', html, re.S)
+    assert match, "no prviz-data in the dashboard"
+    payload = json.loads(match.group(1))
+    days = {}
+    for key in ("summary", "summary_7d", "points", "quarantine"):
+        table = payload[key]
+        column = table["columns"].index("dt")
+        days[key] = sorted({row[column] for row in table["data"]})
+    return days
+
+
+def test_dashboard_page_is_written_with_every_day(lake):
+    shown = _dashboard_days(lake)
+    assert shown["summary"] == shown["summary_7d"] == shown["points"] == DAYS
+
+
+def test_the_dashboard_shows_a_window_of_the_latest_days(lake):
+    from prviz.publish.assets import DASHBOARD_DAYS, build_dashboard
+
+    assert DASHBOARD_DAYS == 90
+    try:
+        _, figures = build_dashboard(lake, max_days=3)
+        shown = _dashboard_days(lake)
+        assert shown["summary"] == shown["summary_7d"] == shown["points"] == DAYS[-3:]
+        assert set(shown["quarantine"]) <= set(DAYS[-3:]) and shown["quarantine"]
+        assert figures == {"days": 3, "bytes": figures["bytes"], "first_day": DAYS[-3],
+                           "last_day": DAYS[-1]}  # fmt: skip
+    finally:
+        build_dashboard(lake)  # the page as the run left it, for the other tests
+    assert _dashboard_days(lake)["summary"] == DAYS
 
 
 def test_single_day_materialize_gives_the_same_rows_as_the_range_run(

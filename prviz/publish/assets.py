@@ -27,23 +27,26 @@ from prviz.publish.resources import PublisherResource
 from prviz.resources import PipelineResource
 
 DASHBOARD_PATH = "dashboard/index.html"
+DASHBOARD_DAYS = 90  # the page shows the latest 90 days of the lake
 # as the Spark stages' (prviz/spark/assets.py): one retry, after long enough for a throttle or an
 # S3 blip to pass; tests pass a policy without the delay to build_publish_assets
 PUBLISH_RETRY_POLICY = dg.RetryPolicy(max_retries=1, delay=30)
 
 
-def _frame(lake: Lake, dataset: str) -> pd.DataFrame:
-    table = lake.read_dataset(dataset)
+def _frame(lake: Lake, dataset: str, days: list[str]) -> pd.DataFrame:
+    table = lake.read_days(dataset, days)[0]
     return table.to_pandas() if table is not None else pd.DataFrame()
 
 
-def quarantine_counts(lake: Lake) -> pd.DataFrame:
+def quarantine_counts(lake: Lake, days: list[str] | None = None) -> pd.DataFrame:
+    """Quarantined lines per day, source and reason, for `days` (default: every day)."""
     frames = []
     for dataset, source in (
         ("quarantine_captures", "capture"),
         ("quarantine_labels", "ground_truth"),
     ):
-        table = lake.read_dataset(dataset, columns=["reason"])
+        wanted = lake.list_days(dataset) if days is None else days
+        table = lake.read_days(dataset, wanted, columns=["reason"])[0]
         if table is not None and table.num_rows:
             frame = table.to_pandas()
             counts = frame.groupby(["dt", "reason"]).size().reset_index(name="n")
@@ -53,22 +56,32 @@ def quarantine_counts(lake: Lake) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)[["dt", "source", "reason", "n"]]
 
 
-def build_dashboard(lake: Lake, now: dt.datetime | None = None) -> tuple[str, dict]:
-    """Render the page from everything in the lake and write it; returns (uri, figures)."""
+def build_dashboard(
+    lake: Lake, now: dt.datetime | None = None, max_days: int = DASHBOARD_DAYS
+) -> tuple[str, dict]:
+    """Render the page from the lake's latest `max_days` days and write it; (uri, figures).
+
+    The window keeps the page's size and the time to build it flat as days accumulate (every
+    day stays in the lake and in QuickSight; the page is the business team's recent view).
+    """
     from prviz.publish.dashboard import render_dashboard
 
-    summary = _frame(lake, "pr_summary")
+    window = lake.list_days("pr_summary")[-max_days:]
+    summary = _frame(lake, "pr_summary", window)
     html = render_dashboard(
         summary=summary,
-        points=_frame(lake, "pr_curve_points_thin"),
-        summary_7d=_frame(lake, "pr_curves_7d_summary"),
-        points_7d=_frame(lake, "pr_curves_7d_points_thin"),
-        quarantine=quarantine_counts(lake),
+        points=_frame(lake, "pr_curve_points_thin", window),
+        summary_7d=_frame(lake, "pr_curves_7d_summary", window),
+        points_7d=_frame(lake, "pr_curves_7d_points_thin", window),
+        quarantine=quarantine_counts(lake, window),
         refreshed_at=now or dt.datetime.now(dt.UTC),
     )
     uri = lake.write_bytes(DASHBOARD_PATH, html.encode("utf-8"))
     days = sorted(summary["dt"].unique()) if not summary.empty else []
-    return uri, {"days": len(days), "bytes": len(html.encode("utf-8"))}
+    figures = {"days": len(days), "bytes": len(html.encode("utf-8"))}
+    if days:
+        figures["first_day"], figures["last_day"] = days[0], days[-1]
+    return uri, figures
 
 
 @contextlib.contextmanager
@@ -128,7 +141,8 @@ def build_publish_assets(
         deps=["quicksight_dataset", "pr_curves_7d"],
         kinds={"html"},
         description="The read-only precision-recall dashboard: a self-contained HTML page in the "
-        "lake (dashboard/index.html), rebuilt after each run; `prviz serve` serves it on "
+        "lake (dashboard/index.html) showing the latest 90 days, rebuilt after each run; `prviz "
+        "serve` serves it on "
         "127.0.0.1.",
     )
     def pr_dashboard(context: dg.AssetExecutionContext, pipeline: PipelineResource):
@@ -139,6 +153,8 @@ def build_publish_assets(
             metadata={
                 "dashboard": dg.MetadataValue.path(uri.removeprefix("file://")),
                 "days_shown": figures["days"],
+                "first_day_shown": figures.get("first_day", ""),
+                "last_day_shown": figures.get("last_day", ""),
                 "page_bytes": figures["bytes"],
             }
         )
