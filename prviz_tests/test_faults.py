@@ -444,8 +444,9 @@ def corrupt_lake(rerun_again, settings, home):
 def test_spark_fails_on_a_corrupt_file_even_told_to_skip_them(corrupt_lake, spark):
     """Garbage in a committed predictions file fails the late-label recompute that reads it.
 
-    The Spark application of a spark_stages run, called as that asset calls it: through Dagster
-    the step would also be retried once after 30 s (its RetryPolicy) and fail the same way.
+    The Spark application of a spark_stages run, called as that asset calls it (Spark's own read
+    error may be a passing storage fault, so through Dagster the step keeps its retry); the
+    truncated file is caught before Spark, and through Dagster that step fails without a retry.
     """
     lake = Lake(corrupt_lake.lake_uri)
     downstream = ["labeled_predictions", "score_counts", "pr_curve_points", "pr_summary"]
@@ -472,6 +473,14 @@ def test_spark_fails_on_a_corrupt_file_even_told_to_skip_them(corrupt_lake, spar
         f"commit recorded {size} (truncated or replaced after the commit); re-run predictions "
         f"for {DAY} to rewrite it (the lake never reads it as data)"
     )
+    # through Dagster: the step fails at once, without its retry (RetryPolicy delay 30 s)
+    with dg.instance_for_test() as instance:
+        result = materialize_stages(
+            corrupt_lake, instance, selection=LATE_LABEL_STAGES, raise_on_error=False
+        )
+    assert not result.success
+    assert not step_events(result, "spark_stages", "STEP_UP_FOR_RETRY")
+    assert str(truncated.value) in error_text(result, "spark_stages")
     assert_same_tables(snapshot(lake, downstream), before)
     assert versions(lake, downstream) == committed
 
