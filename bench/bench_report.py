@@ -458,7 +458,9 @@ def main(argv=None) -> int:
     results = json.loads(Path(args.results).read_text())
     extras = [json.loads(Path(p).read_text()) for p in args.extra]
     if args.write:
-        Path(args.write).write_text(render(results, extras))
+        from doc_sections import write_keeping
+
+        write_keeping(Path(args.write), render(results, extras))
         print(f"wrote {args.write}")
     else:
         print(render_tables(results))

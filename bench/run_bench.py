@@ -1061,7 +1061,9 @@ def main(argv: list[str] | None = None) -> int:
     print(bench_report.render_tables(results))
     print(f"results: {path}\nreport: {out / 'performance.md'}")
     if args.write_docs:
-        (REPO / "docs" / "performance.md").write_text(markdown)
+        from doc_sections import write_keeping
+
+        write_keeping(REPO / "docs" / "performance.md", markdown)
         print(f"wrote {REPO / 'docs' / 'performance.md'}")
     return 0
 
