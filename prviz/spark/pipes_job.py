@@ -74,6 +74,9 @@ CLUSTER_SESSION_CONF = (
 _TRACEBACK_CHARS = 8000
 # the driver's environment variable with the AWS region of the Pipes S3 transport
 REGION_ENV = "PRVIZ_AWS_REGION"
+# seconds between the S3 message writer's uploads of messages and logs (dagster-pipes: 10); the
+# last chunk is always sent when the job ends, but stopping its log capture can take this long
+MESSAGE_INTERVAL_ENV = "PRVIZ_PIPES_MESSAGE_INTERVAL"
 
 JobFunction = Callable[[JobConfig, list[str], list[str], Mapping[str, Any]], Report]
 
@@ -285,7 +288,9 @@ def _report_error(pipes: Any, error: BaseException) -> None:
 
 
 # -- transport ---------------------------------------------------------------------------------
-def transport(params_loader: Any, region: str | None = None) -> tuple[Any, Any]:
+def transport(
+    params_loader: Any, region: str | None = None, interval: float = 10.0
+) -> tuple[Any, Any]:
     """The context loader and message writer matching the params the launcher injected."""
     import dagster_pipes as P
 
@@ -297,7 +302,7 @@ def transport(params_loader: Any, region: str | None = None) -> tuple[Any, Any]:
         else P.PipesDefaultContextLoader()
     )
     message_writer = (
-        P.PipesS3MessageWriter(client=_s3_client(region))
+        P.PipesS3MessageWriter(client=_s3_client(region), interval=interval)
         if "bucket" in message_params
         else P.PipesDefaultMessageWriter()
     )
@@ -340,7 +345,12 @@ def main(
         P.PipesEnvVarParamsLoader() if environ is None else P.PipesMappingParamsLoader(environ)
     )
     # the S3 transport's region: set by the EMR launchers in the driver's environment
-    region = (os.environ if environ is None else environ).get(REGION_ENV) or None
+    env = os.environ if environ is None else environ
+    region = env.get(REGION_ENV) or None
+    try:
+        interval = float(env.get(MESSAGE_INTERVAL_ENV) or 10.0)
+    except ValueError:
+        interval = 10.0
     if not params_loader.is_dagster_pipes_process():
         log.error(
             "prviz.spark.pipes_job runs through Dagster Pipes only: launch it with a prviz "
@@ -350,7 +360,7 @@ def main(
     handler: _ToPipes | None = None
     prviz_log = logging.getLogger("prviz")
     try:
-        context_loader, message_writer = transport(params_loader, region)
+        context_loader, message_writer = transport(params_loader, region, interval)
         with P.open_dagster_pipes(
             context_loader=context_loader,
             message_writer=message_writer,
