@@ -101,6 +101,11 @@ def test_backfill_labels_only_recomputes_without_the_parse(spark, monkeypatch, t
     with dg.DagsterInstance.get() as instance:
         runs = instance.get_run_records()  # newest first
         assert len(runs) == 3
+        failed = runs[2].dagster_run
+        assert not failed.is_success
+        kinds = {e.dagster_event.event_type_value for e in instance.all_logs(failed.run_id)
+                 if e.dagster_event}  # fmt: skip
+        assert "STEP_FAILURE" in kinds and "STEP_UP_FOR_RETRY" not in kinds  # no 30 s retry
         last = runs[0].dagster_run
         assert last.is_success
         recomputed = {k.to_user_string() for k in last.asset_selection}

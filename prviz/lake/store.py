@@ -71,6 +71,10 @@ class LakeError(RuntimeError):
     """The lake could not be read or written; the message names the path."""
 
 
+class MissingPartitionError(LakeError):
+    """A day of a dataset a stage reads was never written: materialize it first (no retry helps)."""
+
+
 class CorruptFileError(LakeError):
     """A committed file is missing, truncated or not Parquet: not a passing fault.
 

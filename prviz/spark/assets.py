@@ -11,7 +11,7 @@ partition_key=day)` scopes metadata to one partition of the run's output materia
 
 import dagster as dg
 
-from prviz.lake.store import CorruptFileError
+from prviz.lake.store import CorruptFileError, MissingPartitionError
 from prviz.metadata import curve_image_markdown, report_metadata, summary_metadata
 from prviz.partitions import partition_days
 from prviz.resources import PipelineResource
@@ -76,7 +76,7 @@ def build_spark_stages(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefi
         )
         try:
             report = spark.run(pipeline.job_config(), days, selected, context=context)
-        except CorruptFileError as error:  # reading it again would fail again: no retry
+        except (CorruptFileError, MissingPartitionError) as error:  # a retry would fail again
             raise dg.Failure(description=str(error), allow_retries=False) from error
         for stage in selected:
             for day in days:

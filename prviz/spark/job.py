@@ -20,7 +20,7 @@ import pyarrow as pa
 from prviz.config import JobConfig
 from prviz.curves.compute import compute_curves_for_day
 from prviz.lake.paths import shift_day, validate_day
-from prviz.lake.store import Lake, LakeError
+from prviz.lake.store import Lake, LakeError, MissingPartitionError
 from prviz.spark import stages as S
 
 log = logging.getLogger("prviz.spark.job")
@@ -135,7 +135,7 @@ def _write_days(
 def _read_lake(spark, lake: Lake, dataset: str, days: Sequence[str]):
     missing = [day for day in days if not lake.has_partition(dataset, day)]
     if missing:
-        raise LakeError(
+        raise MissingPartitionError(
             f"{dataset} is missing for {', '.join(missing)}: materialize {dataset} for "
             "those days first"
         )
