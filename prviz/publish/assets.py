@@ -38,15 +38,14 @@ def _frame(lake: Lake, dataset: str, days: list[str]) -> pd.DataFrame:
     return table.to_pandas() if table is not None else pd.DataFrame()
 
 
-def quarantine_counts(lake: Lake, days: list[str] | None = None) -> pd.DataFrame:
-    """Quarantined lines per day, source and reason, for `days` (default: every day)."""
+def quarantine_counts(lake: Lake, days: list[str]) -> pd.DataFrame:
+    """Quarantined lines per day, source and reason, for `days`."""
     frames = []
     for dataset, source in (
         ("quarantine_captures", "capture"),
         ("quarantine_labels", "ground_truth"),
     ):
-        wanted = lake.list_days(dataset) if days is None else days
-        table = lake.read_days(dataset, wanted, columns=["reason"])[0]
+        table = lake.read_days(dataset, days, columns=["reason"])[0]
         if table is not None and table.num_rows:
             frame = table.to_pandas()
             counts = frame.groupby(["dt", "reason"]).size().reset_index(name="n")
